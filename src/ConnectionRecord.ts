@@ -1,0 +1,36 @@
+/**
+ * The record a pool keeps for each connection it opens: identity, timestamps, use count, generation, labels and a
+ * `properties` store that lives exactly as long as the connection (SQLAlchemy's `_ConnectionRecord`).
+ *
+ * Listeners, policies and the driver's `connect` all receive the record.
+ *
+ * @since 0.1.0
+ */
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface ConnectionRecord {
+  /** A number unique within the pool, in order of creation. */
+  readonly id: number
+  /** The name of the pool that opened the connection. */
+  readonly pool: string
+  /** When the connect started, in epoch milliseconds from the pool's `Clock`. */
+  readonly createdAt: number
+  /** When the connection was last checked out, in epoch milliseconds (equal to `createdAt` before its first use). */
+  readonly lastUsedAt: number
+  /** When a policy last validated the connection (pre-ping, keepalive), in epoch milliseconds; `0` for never. */
+  readonly lastValidatedAt: number
+  /** How many times the connection has been checked out. */
+  readonly uses: number
+  /** The pool generation the connection was opened in; `Pool.invalidateAll` starts a new one. */
+  readonly generation: number
+  /** The pool's labels (Spanner's session labels). */
+  readonly labels: Readonly<Record<string, string>>
+  /**
+   * A store for policies and listeners, scoped to the life of this connection: it is empty when the connection
+   * opens and dropped when it closes.
+   */
+  readonly properties: Map<string, unknown>
+}

@@ -1,0 +1,395 @@
+/**
+ * The pool: QueuePool semantics (size, overflow, timeout, FIFO/LIFO), fair hand-off to waiters in arrival order,
+ * interruption-safe checkout, typed errors, events, metrics and lifecycle policies.
+ *
+ * @since 0.1.0
+ */
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import type * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type { Pipeable } from "effect/Pipeable"
+import type * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import type * as Stream from "effect/Stream"
+import type { ConnectionRecord } from "./ConnectionRecord.js"
+import type { Driver } from "./Driver.js"
+import * as internalConfig from "./internal/config.js"
+import * as internal from "./internal/pool.js"
+import type { Policy } from "./Policy.js"
+import type { PoolConfigError, PoolError, PoolStats, PoolUsageError } from "./PoolError.js"
+import type { Listeners, PoolEvent } from "./PoolEvent.js"
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export const TypeId: unique symbol = internal.TypeId
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export type TypeId = typeof TypeId
+
+/**
+ * A pool of connections of type `C` whose connects may fail with `E`. Create one with `make` (scoped) or provide
+ * one with `layer`; it closes with its scope.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Pool<C, E = never> extends Pipeable {
+  readonly [TypeId]: TypeId
+  /** The pool's name (in logs, events, metrics and errors). */
+  readonly name: string
+  /** The driver the pool opens connections with. */
+  readonly driver: Driver<C, E>
+}
+
+/**
+ * The options every pool takes. All are optional; the defaults are SQLAlchemy's QueuePool's.
+ *
+ * | option | default | meaning |
+ * | --- | --- | --- |
+ * | `name` | `"reservoir"` | for logs, events, metrics (`db.client.connection.pool.name`) and `application_name` |
+ * | `size` | 5 | connections kept open when idle |
+ * | `maxOverflow` | 10 | connections opened beyond `size` under load, closed when returned to a full pool; `"unbounded"` for no limit |
+ * | `min` | 0 | connections opened at start and kept open |
+ * | `timeout` | 30 seconds | how long a checkout waits before failing with `PoolTimeoutError`; `"Infinity"` waits forever |
+ * | `connectTimeout` | none | how long one connect may take |
+ * | `order` | `"fifo"` | which idle connection is lent next: the longest idle (`"fifo"`) or the most recent (`"lifo"`) |
+ * | `maxWaiters` | unbounded | checkouts that may wait at once; one more fails with `PoolExhaustedError` |
+ * | `labels` | `{}` | labels recorded on every connection record (Spanner's session labels) |
+ * | `shutdownTimeout` | 30 seconds | how long closing the pool waits for lent connections before closing them anyway |
+ * | `echo` | `false` | SQLAlchemy's `echo_pool`: `true` logs connect / close / invalidate at info, `"debug"` also checkouts |
+ * | `maxCheckoutAttempts` | 3 | connections a checkout may see rejected (by policies or listeners) before it fails |
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface BaseOptions {
+  readonly name?: string | undefined
+  readonly size?: number | undefined
+  readonly maxOverflow?: number | "unbounded" | undefined
+  readonly min?: number | undefined
+  readonly timeout?: Duration.DurationInput | undefined
+  readonly connectTimeout?: Duration.DurationInput | undefined
+  readonly order?: "fifo" | "lifo" | undefined
+  readonly maxWaiters?: number | "unbounded" | undefined
+  readonly labels?: Readonly<Record<string, string>> | undefined
+  readonly shutdownTimeout?: Duration.DurationInput | undefined
+  readonly echo?: boolean | "debug" | undefined
+  readonly maxCheckoutAttempts?: number | undefined
+}
+
+/**
+ * A pool's options: a `driver` (or a bare scoped `acquire`), the policies, and the `BaseOptions`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Options<C, E> =
+  & BaseOptions
+  & { readonly policies?: ReadonlyArray<Policy<NoInfer<C>, NoInfer<E>>> | undefined }
+  & (
+    | { readonly driver: Driver<C, E> }
+    | { readonly acquire: Effect.Effect<C, E, Scope.Scope> }
+  )
+
+/**
+ * The serialisable part of the options as a `Schema`: it decodes from JSON (times as milliseconds or strings such
+ * as `"30 seconds"`) and encodes back. `config` returns a pool's configuration in this form.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const PoolConfig: Schema.Schema<PoolConfig, PoolConfigEncoded> = internalConfig.PoolConfig
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type PoolConfig = internalConfig.PoolConfig
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type PoolConfigEncoded = internalConfig.PoolConfigEncoded
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export const LeaseTypeId: unique symbol = internal.LeaseTypeId
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export type LeaseTypeId = typeof LeaseTypeId
+
+/**
+ * A connection checked out with `checkout`, to be returned with `checkin` exactly once.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Lease<C> {
+  readonly [LeaseTypeId]: LeaseTypeId
+  readonly connection: C
+  readonly record: ConnectionRecord
+}
+
+/**
+ * Creates a pool in the current scope. Invalid options fail with one `PoolConfigError` listing every problem.
+ * When the scope closes, new checkouts fail with `PoolClosedError`, waiters fail at once, idle connections close,
+ * and lent ones close when returned or after `shutdownTimeout`, whichever comes first.
+ *
+ * @example
+ * ```ts
+ * import { Pool } from "effect-reservoir"
+ * import * as Memory from "effect-reservoir/Driver/Memory"
+ * import { Effect } from "effect"
+ *
+ * const program = Effect.gen(function*() {
+ *   const db = yield* Memory.make()
+ *   const pool = yield* Pool.make({ driver: db.driver, size: 2, maxOverflow: 1 })
+ *   yield* Pool.use(pool, (connection) => db.driver.query(connection, "SELECT 1"))
+ *   return yield* Pool.status(pool)
+ * })
+ * Effect.runPromise(Effect.scoped(program)).then(console.log)
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: <C, E>(options: Options<C, E>) => Effect.Effect<Pool<C, E>, PoolConfigError, Scope.Scope> =
+  internal.make
+
+/**
+ * The PoolLayer: a pool provided under the caller's Tag, so a program can hold several (a primary and a replica).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer: <I, C, E>(
+  tag: Context.Tag<I, Pool<C, E>>,
+  options: Options<C, E>
+) => Layer.Layer<I, PoolConfigError> = internal.layer
+
+/**
+ * The PoolLayer with its options read through Effect's `Config` (environment variables by default), in the
+ * `PoolConfig` encoded form.
+ *
+ * @example
+ * ```ts
+ * import { Pool } from "effect-reservoir"
+ * import { Config, Context } from "effect"
+ *
+ * // POOL_SIZE=10 POOL_TIMEOUT="5 seconds"
+ * const config = {
+ *   size: Config.integer("POOL_SIZE").pipe(Config.withDefault(5)),
+ *   timeout: Config.string("POOL_TIMEOUT").pipe(Config.withDefault("30 seconds"))
+ * }
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = <I, C, E>(
+  tag: Context.Tag<I, Pool<C, E>>,
+  driver: Driver<C, E>,
+  options: Config.Config.Wrap<Partial<PoolConfigEncoded>>,
+  extra?: { readonly policies?: ReadonlyArray<Policy<NoInfer<C>, NoInfer<E>>> | undefined }
+): Layer.Layer<I, PoolConfigError | ConfigError.ConfigError> =>
+  Layer.scoped(
+    tag,
+    Effect.flatMap(
+      Config.unwrap(options),
+      (values) => internal.make({ ...(values as BaseOptions), driver, policies: extra?.policies })
+    )
+  )
+
+/**
+ * Checks out a connection for the life of the current scope; it is returned when the scope closes.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const get: <C, E>(self: Pool<C, E>) => Effect.Effect<C, E | PoolError, Scope.Scope> = internal.get
+
+/**
+ * Checks out a connection, runs `f` with it, and returns it however `f` ends: the fast path, without a `Scope`.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const use: {
+  <C, A, E2, R>(
+    f: (connection: C) => Effect.Effect<A, E2, R>
+  ): <E>(self: Pool<C, E>) => Effect.Effect<A, E | E2 | PoolError, R>
+  <C, E, A, E2, R>(
+    self: Pool<C, E>,
+    f: (connection: C) => Effect.Effect<A, E2, R>
+  ): Effect.Effect<A, E | E2 | PoolError, R>
+} = internal.use
+
+/**
+ * Runs `f` in a transaction: the driver's `begin`, then `commit` when `f` succeeds or `rollback` when it fails or
+ * is interrupted. A connection whose rollback fails is invalidated.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const transaction: {
+  <C, A, E2, R>(
+    f: (connection: C) => Effect.Effect<A, E2, R>
+  ): <E>(self: Pool<C, E>) => Effect.Effect<A, E | E2 | PoolError, R>
+  <C, E, A, E2, R>(
+    self: Pool<C, E>,
+    f: (connection: C) => Effect.Effect<A, E2, R>
+  ): Effect.Effect<A, E | E2 | PoolError, R>
+} = internal.transaction
+
+/**
+ * Checks out a connection without a scope: the caller must give the lease back with `checkin`, exactly once.
+ * Prefer `use` or `get`.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const checkout: <C, E>(self: Pool<C, E>) => Effect.Effect<Lease<C>, E | PoolError> = internal.checkout
+
+/**
+ * Returns a lease from `checkout`. A lease returned twice, or from another pool, is refused with `PoolUsageError`
+ * and the pool is left as it was.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const checkin: {
+  <C>(lease: Lease<C>): <E>(self: Pool<C, E>) => Effect.Effect<void, PoolUsageError>
+  <C, E>(self: Pool<C, E>, lease: Lease<C>): Effect.Effect<void, PoolUsageError>
+} = internal.checkin
+
+/**
+ * Invalidates one connection. Hard (the default): it is closed now, whether idle or lent (a lent one's return then
+ * only checks it in). Soft: it is never lent again and is closed when returned (or now, if idle).
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const invalidate: {
+  <C>(
+    connection: C,
+    options?: { readonly soft?: boolean | undefined; readonly cause?: unknown }
+  ): <E>(self: Pool<C, E>) => Effect.Effect<void, PoolUsageError>
+  <C, E>(
+    self: Pool<C, E>,
+    connection: C,
+    options?: { readonly soft?: boolean | undefined; readonly cause?: unknown }
+  ): Effect.Effect<void, PoolUsageError>
+} = internal.invalidate
+
+/**
+ * Starts a new generation: idle connections close now, lent ones when returned. Waiters are served by fresh
+ * connections.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const invalidateAll: <C, E>(self: Pool<C, E>) => Effect.Effect<void> = internal.invalidateAll
+
+/**
+ * Takes a lent connection out of the pool: its slot is freed and the caller owns it for the life of the current
+ * scope, whose closing closes it (emitting `CloseDetached`). Its lease's return then does nothing.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const detach: {
+  <C>(connection: C): <E>(self: Pool<C, E>) => Effect.Effect<void, PoolUsageError, Scope.Scope>
+  <C, E>(self: Pool<C, E>, connection: C): Effect.Effect<void, PoolUsageError, Scope.Scope>
+} = internal.detach
+
+/**
+ * Closes every idle connection; lent ones are left alone. The pool stays usable.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const dispose: <C, E>(self: Pool<C, E>) => Effect.Effect<void> = internal.dispose
+
+/**
+ * A new pool with the same options (driver, policies, configuration) in the current scope. The old one is not
+ * touched: dispose of it, or let its scope close.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const recreate: <C, E>(self: Pool<C, E>) => Effect.Effect<Pool<C, E>, PoolConfigError, Scope.Scope> =
+  internal.recreate
+
+/**
+ * SQLAlchemy's status line, e.g.
+ * `Pool size: 5  Connections in pool: 2 Current Overflow: -3 Current Checked out connections: 0`.
+ *
+ * @since 0.1.0
+ * @category getters
+ */
+export const status: <C, E>(self: Pool<C, E>) => Effect.Effect<string> = internal.status
+
+/**
+ * A snapshot of the pool's counters, with closes counted by reason.
+ *
+ * @since 0.1.0
+ * @category getters
+ */
+export const stats: <C, E>(self: Pool<C, E>) => Effect.Effect<PoolStats> = internal.stats
+
+/**
+ * The pool's configuration in its JSON form (`PoolConfig` encoded).
+ *
+ * @since 0.1.0
+ * @category getters
+ */
+export const config: <C, E>(self: Pool<C, E>) => PoolConfigEncoded = internal.configOf
+
+/**
+ * The record of a connection this pool opened.
+ *
+ * @since 0.1.0
+ * @category getters
+ */
+export const record: <C, E>(self: Pool<C, E>, connection: C) => Effect.Effect<ConnectionRecord, PoolUsageError> =
+  internal.record
+
+/**
+ * Every lifecycle event of the pool, from the moment the stream is run. Costs nothing while nobody subscribes.
+ *
+ * @since 0.1.0
+ * @category events
+ */
+export const events: <C, E>(self: Pool<C, E>) => Stream.Stream<PoolEvent<C>> = internal.events
+
+/**
+ * Registers listeners for the life of the current scope. A `checkout` listener may fail with `ConnectionRejected`
+ * to refuse the connection: it is closed and the checkout tries another.
+ *
+ * @since 0.1.0
+ * @category events
+ */
+export const listen: {
+  <C>(listeners: Listeners<C>): <E>(self: Pool<C, E>) => Effect.Effect<void, never, Scope.Scope>
+  <C, E>(self: Pool<C, E>, listeners: Listeners<C>): Effect.Effect<void, never, Scope.Scope>
+} = internal.listen
+
+/**
+ * @since 0.1.0
+ * @category refinements
+ */
+export const isPool: (u: unknown) => u is Pool<unknown, unknown> = internal.isPool

@@ -1,0 +1,284 @@
+/**
+ * The pool's typed errors. Each says where it failed (`phase` / `reason`) and carries what a caller needs to act:
+ * the pool's statistics at the time, and the underlying cause when there is one.
+ *
+ * @since 0.1.0
+ */
+import * as Predicate from "effect/Predicate"
+import * as Schema from "effect/Schema"
+
+/**
+ * A snapshot of a pool's counters (see `Pool.stats`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const PoolStats = Schema.Struct({
+  /** The pool's name. */
+  name: Schema.String,
+  /** Configured `size`: connections kept open when idle. */
+  size: Schema.Number,
+  /** Configured `maxOverflow` (`Infinity` when unbounded). */
+  maxOverflow: Schema.Number,
+  /** Configured `min`. */
+  min: Schema.Number,
+  /** Connections open now: idle, lent, or being closed. */
+  open: Schema.Number,
+  /** Connects in flight. */
+  opening: Schema.Number,
+  /** Connections idle in the pool. */
+  idle: Schema.Number,
+  /** Connections lent to borrowers. */
+  inUse: Schema.Number,
+  /** Checkouts waiting for a connection. */
+  waiting: Schema.Number,
+  /** SQLAlchemy's overflow: `open + opening - size` (negative while below `size`). */
+  overflow: Schema.Number,
+  /** The current generation (bumped by `Pool.invalidateAll`). */
+  generation: Schema.Number,
+  /** Connections opened since the pool started. */
+  opened: Schema.Number,
+  /** Connections closed since the pool started. */
+  closed: Schema.Number,
+  /** Closes counted by reason. */
+  closedBy: Schema.Record({ key: Schema.String, value: Schema.Number }),
+  /** Connections handed to their callers with `Pool.detach`. */
+  detached: Schema.Number,
+  /** Successful checkouts since the pool started. */
+  checkouts: Schema.Number,
+  /** Connect attempts that failed. */
+  connectFailures: Schema.Number,
+  /** Checkouts that timed out waiting. */
+  timeouts: Schema.Number,
+  /** Whether the pool's scope has closed (or is closing). */
+  isClosed: Schema.Boolean
+})
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type PoolStats = typeof PoolStats.Type
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export const TypeId: unique symbol = Symbol.for("effect-reservoir/PoolError")
+
+/**
+ * @since 0.1.0
+ * @category type ids
+ */
+export type TypeId = typeof TypeId
+
+/**
+ * A checkout or a connect ran out of time. `phase` says which: `"wait"` for a checkout that waited past the pool's
+ * `timeout`, `"connect"` for a connect that took longer than `connectTimeout`. When connects were failing, `cause`
+ * is the last connect failure, so a dead database reads as itself and not as a generic timeout.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class PoolTimeoutError extends Schema.TaggedError<PoolTimeoutError>("effect-reservoir/PoolTimeoutError")(
+  "PoolTimeoutError",
+  {
+    pool: Schema.String,
+    phase: Schema.Literal("wait", "connect"),
+    timeoutMillis: Schema.Number,
+    stats: PoolStats,
+    cause: Schema.optional(Schema.Unknown)
+  }
+) {
+  /**
+   * @since 0.1.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    const s = this.stats
+    const base = this.phase === "wait"
+      ? `Pool "${this.pool}": checkout timed out after ${this.timeoutMillis} ms ` +
+        `(open ${s.open}/${s.size + s.maxOverflow}, in use ${s.inUse}, idle ${s.idle}, opening ${s.opening}, ` +
+        `waiting ${s.waiting})`
+      : `Pool "${this.pool}": connect timed out after ${this.timeoutMillis} ms`
+    return this.cause === undefined ? base : `${base}; last connect failure: ${describe(this.cause)}`
+  }
+}
+
+/**
+ * The pool's scope has closed: checkouts fail at once, and waiters parked at the time are failed with this error.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class PoolClosedError extends Schema.TaggedError<PoolClosedError>("effect-reservoir/PoolClosedError")(
+  "PoolClosedError",
+  { pool: Schema.String }
+) {
+  /**
+   * @since 0.1.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `Pool "${this.pool}" is closed`
+  }
+}
+
+/**
+ * The waiter queue is full (`maxWaiters`): the checkout fails at once instead of queueing.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class PoolExhaustedError extends Schema.TaggedError<PoolExhaustedError>("effect-reservoir/PoolExhaustedError")(
+  "PoolExhaustedError",
+  { pool: Schema.String, maxWaiters: Schema.Number, stats: PoolStats }
+) {
+  /**
+   * @since 0.1.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `Pool "${this.pool}": ${this.maxWaiters} checkouts are already waiting (maxWaiters)`
+  }
+}
+
+/**
+ * Checkout gave up after policies or checkout listeners rejected `attempts` connections in a row (SQLAlchemy's
+ * `DisconnectionError` raised on every attempt). `cause` is the last rejection.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class PoolCheckoutRejectedError
+  extends Schema.TaggedError<PoolCheckoutRejectedError>("effect-reservoir/PoolCheckoutRejectedError")(
+    "PoolCheckoutRejectedError",
+    { pool: Schema.String, attempts: Schema.Number, cause: Schema.Unknown }
+  )
+{
+  /**
+   * @since 0.1.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `Pool "${this.pool}": ${this.attempts} connections in a row were rejected at checkout; last: ${
+      describe(this.cause)
+    }`
+  }
+}
+
+/**
+ * A misuse of the manual checkout API, refused without changing the pool: `"ReturnedTwice"` (the lease was already
+ * returned or detached), `"Foreign"` (the lease or connection is not this pool's), `"NotLent"` (the connection is
+ * not checked out).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class PoolUsageError extends Schema.TaggedError<PoolUsageError>("effect-reservoir/PoolUsageError")(
+  "PoolUsageError",
+  { pool: Schema.String, reason: Schema.Literal("ReturnedTwice", "Foreign", "NotLent"), operation: Schema.String }
+) {
+  /**
+   * @since 0.1.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    switch (this.reason) {
+      case "ReturnedTwice":
+        return `Pool "${this.pool}": ${this.operation} of a connection that was already returned`
+      case "Foreign":
+        return `Pool "${this.pool}": ${this.operation} of a connection this pool never lent`
+      case "NotLent":
+        return `Pool "${this.pool}": ${this.operation} of a connection that is not checked out`
+    }
+  }
+}
+
+/**
+ * Invalid pool options. `problems` lists every problem found, one line each; nothing is clamped silently.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class PoolConfigError extends Schema.TaggedError<PoolConfigError>("effect-reservoir/PoolConfigError")(
+  "PoolConfigError",
+  { pool: Schema.String, problems: Schema.Array(Schema.String) }
+) {
+  /**
+   * @since 0.1.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `Invalid options for pool "${this.pool}":\n${this.problems.map((p) => `  - ${p}`).join("\n")}`
+  }
+}
+
+/**
+ * A policy or checkout listener refuses a connection (SQLAlchemy's `DisconnectionError`). At checkout the pool
+ * closes the connection and tries another; from `onReturn` the connection is closed instead of going back to the
+ * pool. `invalidateAll` also starts a new generation, so every connection opened before this one is closed at its
+ * next checkout or return (what SQLAlchemy's pre-ping does after a disconnect).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ConnectionRejected extends Schema.TaggedError<ConnectionRejected>("effect-reservoir/ConnectionRejected")(
+  "ConnectionRejected",
+  {
+    reason: Schema.String,
+    cause: Schema.optional(Schema.Unknown),
+    invalidateAll: Schema.optionalWith(Schema.Boolean, { default: () => false })
+  }
+) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return this.cause === undefined ?
+      `Connection rejected: ${this.reason}` :
+      `Connection rejected: ${this.reason}: ${describe(this.cause)}`
+  }
+}
+
+/**
+ * The errors a checkout can fail with besides the driver's own.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type PoolError = PoolTimeoutError | PoolClosedError | PoolExhaustedError | PoolCheckoutRejectedError
+
+/**
+ * @since 0.1.0
+ * @category refinements
+ */
+export const isPoolError = (u: unknown): u is
+  | PoolError
+  | PoolUsageError
+  | PoolConfigError => Predicate.hasProperty(u, TypeId)
+
+const describe = (cause: unknown): string => {
+  if (Predicate.isObject(cause) && "message" in cause && typeof cause.message === "string") {
+    return Predicate.hasProperty(cause, "_tag") ? `${String(cause._tag)}: ${cause.message}` : cause.message
+  }
+  return String(cause)
+}
