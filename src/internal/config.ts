@@ -18,6 +18,9 @@ export const DurationFromInput = Schema.transformOrFail(
   {
     strict: true,
     decode: (input, _, ast) => {
+      if (input === Infinity || (typeof input === "string" && /^\s*infinity\s*$/i.test(input))) {
+        return ParseResult.succeed(Duration.infinity)
+      }
       const value = typeof input === "string" && /^\s*-?\d+(\.\d+)?\s*$/.test(input) ? Number(input) : input
       if (typeof value === "number" && value < 0) {
         return ParseResult.fail(new ParseResult.Type(ast, input, `Expected a duration of 0 or more, got ${input}`))
@@ -107,10 +110,7 @@ export const decode = (input: unknown): Either.Either<PoolConfig, PoolConfigErro
   )
   const problems: Array<string> = []
   if (Either.isLeft(decoded)) {
-    for (const issue of ParseResult.ArrayFormatter.formatErrorSync(decoded.left)) {
-      problems.push(`${issue.path.length > 0 ? issue.path.join(".") : "options"}: ${issue.message}`)
-    }
-    return Either.left(new PoolConfigError({ pool: name, problems }))
+    return Either.left(new PoolConfigError({ pool: name, problems: describe(decoded.left) }))
   }
   const config = decoded.right
   const max = maxOf(config)
@@ -121,6 +121,32 @@ export const decode = (input: unknown): Either.Either<PoolConfig, PoolConfigErro
   }
   if (Duration.toMillis(config.connectTimeout) === 0) problems.push("connectTimeout: must be more than 0")
   return problems.length > 0 ? Either.left(new PoolConfigError({ pool: name, problems })) : Either.right(config)
+}
+
+/**
+ * One line per option: the alternatives of a union are folded into one "Expected A or B" and the "Expected
+ * undefined" branch of every optional field is dropped.
+ */
+const describe = (error: ParseResult.ParseError): Array<string> => {
+  const byPath = new Map<string, { expected: Array<string>; actual: string | undefined; other: Array<string> }>()
+  for (const issue of ParseResult.ArrayFormatter.formatErrorSync(error)) {
+    const path = issue.path.length > 0 ? issue.path.join(".") : "options"
+    const entry = byPath.get(path) ?? { expected: [], actual: undefined, other: [] }
+    byPath.set(path, entry)
+    const match = /^Expected (.*), actual (.*)$/s.exec(issue.message)
+    if (match === null) entry.other.push(issue.message)
+    else if (match[1] !== "undefined") {
+      entry.expected.push(match[1]!)
+      entry.actual = match[2]!
+    }
+  }
+  const lines: Array<string> = []
+  for (const [path, entry] of byPath) {
+    const parts = [...entry.other]
+    if (entry.expected.length > 0) parts.push(`Expected ${entry.expected.join(" or ")}, actual ${entry.actual}`)
+    lines.push(`${path}: ${parts.join("; ")}`)
+  }
+  return lines
 }
 
 /**

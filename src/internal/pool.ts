@@ -12,6 +12,7 @@ import { pipeArguments } from "effect/Pipeable"
 import { hasProperty } from "effect/Predicate"
 import * as PubSub from "effect/PubSub"
 import * as Runtime from "effect/Runtime"
+import * as RuntimeFlags from "effect/RuntimeFlags"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { ConnectionRecord } from "../ConnectionRecord.js"
@@ -240,7 +241,8 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
     this.pubsub = pubsub
     this.metrics = metrics.make(this.name)
     this.metrics.limits(resolved.size, this.max, resolved.min)
-    const run = Runtime.runFork(runtime)
+    // background fibers must be interruptible even though the pool is built under `uninterruptible`
+    const run = Runtime.runFork(Runtime.enableRuntimeFlag(runtime, RuntimeFlags.Interruption))
     this.runFork = (effect) => run(Effect.annotateLogs(effect, "pool", this.name)) as any
     this.slowReturn = false
     this.slowCheckout = false
@@ -1048,7 +1050,8 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
       return Effect.all([
         Fiber.interruptAll(Array.from(this.fibers)),
         Effect.forEach(idle, (item) => this.closeItem(item, "shutdown"), { discard: true }),
-        Effect.timeoutOption(drained, this.shutdownMillis),
+        // the drain wait is the one interruptible part, so that the deadline can end it
+        Effect.timeoutOption(Effect.interruptible(drained), this.shutdownMillis),
         Effect.suspend(() => {
           const stuck = Array.from(this.byConnection.values()).filter((item) => item.state !== CLOSED)
           return Effect.forEach(stuck, (item) => this.closeItem(item, "shutdown"), { discard: true })
