@@ -646,7 +646,8 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
       this.gauges()
       return Effect.void
     }
-    if (this.idle.length >= this.config.size) {
+    // overflow: `size` are idle already; but never below `min`, or refill and overflow would chase each other
+    if (this.idle.length >= this.config.size && this.open > this.config.min) {
       return this.closeItem(item, "overflow")
     }
     if (item.state === LENT || item.state === RETURNING || item.state === MAINTAINED) this.lent--
@@ -830,10 +831,13 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
     this.gauges()
     this.checkDrained()
     if (interrupted) return Effect.void
-    return Effect.zipRight(
-      Effect.logWarning("connect failed", cause).pipe(Effect.annotateLogs({ pool: this.name })),
-      this.emit({ _tag: "ConnectFailed", pool: this.name, record: item, cause })
-    )
+    // a failure a waiter receives is that waiter's to report; one nobody receives (a refill) is logged
+    const log = waiter !== undefined ?
+      this.log("info", "connect failed") :
+      Effect.logWarning("connect failed; refilling to min after a backoff", cause).pipe(
+        Effect.annotateLogs({ pool: this.name })
+      )
+    return Effect.zipRight(log, this.emit({ _tag: "ConnectFailed", pool: this.name, record: item, cause }))
   }
 
   /** After a failed connect that no waiter asked for (refill to `min`), waits before refilling again. */

@@ -1,0 +1,107 @@
+/**
+ * Model-based property tests of the core (RELIABILITY.md I1–I6, I9–I12): random commands (acquire, release,
+ * invalidate, interrupt, kill, connect faults, clock advances, invalidate-all, dispose, shutdown) over the Memory
+ * driver, with the invariants checked after every command, under a random fiber yield budget.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Exit, FastCheck as fc, Scope } from "effect"
+import * as Memory from "../src/Driver/Memory.js"
+import * as Pool from "../src/Pool.js"
+import type { PoolEvent } from "../src/PoolEvent.js"
+import { run, scenario } from "./utils/model.js"
+import { settle as settleDefault, uniqueName } from "./utils/pool.js"
+
+describe("Pool properties", () => {
+  it.effect.prop(
+    "keeps I1–I6 and I9–I12 under random faults, interruptions and yield budgets",
+    [scenario],
+    ([s]) => run(s),
+    { fastCheck: { numRuns: Number(process.env.PROP_RUNS ?? 150) } }
+  )
+
+  it.effect.prop(
+    "follows the event law: one connect, n checkouts and n checkins per connection (n − 1 when detached)",
+    [
+      fc.array(
+        fc.record({
+          op: fc.constantFrom("use", "invalidate", "soft", "detach", "fail"),
+          concurrent: fc.integer({ min: 1, max: 4 })
+        }),
+        { minLength: 1, maxLength: 20 }
+      ),
+      fc.integer({ min: 0, max: 2 }),
+      fc.integer({ min: 1, max: 3 })
+    ],
+    ([ops, size, maxOverflow]) =>
+      Effect.gen(function*() {
+        const db = yield* Memory.make()
+        const scope = yield* Scope.make()
+        const pool = yield* Scope.extend(
+          Pool.make({ driver: db.driver, name: uniqueName("law"), size, maxOverflow }),
+          scope
+        )
+        const events: Array<PoolEvent<Memory.MemoryConnection>> = []
+        const record = (e: PoolEvent<Memory.MemoryConnection>): Effect.Effect<void> =>
+          Effect.sync(() => {
+            events.push(e)
+          })
+        // listeners outlive the pool, so they see the closes of its shutdown
+        const listening = yield* Scope.make()
+        yield* Scope.extend(
+          Pool.listen(pool, {
+            connect: record,
+            checkout: record,
+            checkin: record,
+            detach: record,
+            close: record,
+            closeDetached: record
+          }),
+          listening
+        )
+        const detached = yield* Scope.make()
+        for (const { concurrent, op } of ops) {
+          yield* Effect.all(
+            Array.from({ length: concurrent }, () =>
+              Effect.ignore(Pool.use(pool, (c): Effect.Effect<void, unknown> => {
+                switch (op) {
+                  case "use":
+                    return Effect.void
+                  case "invalidate":
+                    return Pool.invalidate(pool, c)
+                  case "soft":
+                    return Pool.invalidate(pool, c, { soft: true })
+                  case "detach":
+                    return Scope.extend(Pool.detach(pool, c), detached)
+                  case "fail":
+                    return Effect.fail("work failed")
+                  default:
+                    return Effect.void
+                }
+              }))),
+            { concurrency: "unbounded" }
+          )
+        }
+        yield* settleDefault
+        yield* Scope.close(detached, Exit.void)
+        yield* Scope.close(scope, Exit.void)
+        yield* Scope.close(listening, Exit.void)
+        const byConnection = new Map<number, Array<string>>()
+        for (const e of events) {
+          if (!("record" in e)) continue
+          const list = byConnection.get(e.record.id) ?? []
+          list.push(e._tag)
+          byConnection.set(e.record.id, list)
+        }
+        for (const [id, tags] of byConnection) {
+          const count = (tag: string) => tags.filter((t) => t === tag).length
+          const wasDetached = count("Detach") === 1
+          assert.strictEqual(count("Connect"), 1, `connection ${id}: ${tags}`)
+          assert.strictEqual(count("Checkin"), count("Checkout") - (wasDetached ? 1 : 0), `connection ${id}: ${tags}`)
+          assert.strictEqual(count("Close") + count("CloseDetached"), 1, `connection ${id}: ${tags}`)
+        }
+        const server = yield* db.stats
+        assert.deepStrictEqual([server.open, server.closedTwice], [0, 0])
+      }),
+    { fastCheck: { numRuns: Number(process.env.PROP_RUNS ?? 100) } }
+  )
+})
