@@ -1,0 +1,236 @@
+/**
+ * A driver for PostgreSQL over node-postgres (`pg`, an optional peer dependency): one `pg.Client` per pooled
+ * connection (never `pg.Pool`: the pooling is Reservoir's).
+ *
+ * - The session's `application_name` is the pool's name unless `applicationName` is given, so the server's
+ *   `pg_stat_activity` tells which pool holds which session.
+ * - A connection's `error` event (node-postgres's classic crash of an idle client whose backend died) never reaches
+ *   the process: it tells the pool, which invalidates the connection (closed at once when idle, on return when lent).
+ * - `connect` can be interrupted at any time (a pool's `connectTimeout`, a checkout's deadline): a client whose
+ *   connect is still in flight is ended as soon as that connect settles, so no session leaks.
+ * - A statement interrupted while in flight leaves its session busy; the driver invalidates that connection so the
+ *   pool closes it rather than lending it again.
+ * - `isDisconnect` answers `true` for SQLSTATE class 08, `57P01`–`57P03` (admin / crash shutdown, cannot connect
+ *   now), `57P05` and `25P03` (the server closed an idle session), socket errors (`ECONNRESET`, `EPIPE`,
+ *   `ECONNREFUSED`, `ETIMEDOUT`, ...) and node-postgres's "Connection terminated" family of messages.
+ *
+ * @example
+ * ```ts
+ * import { Pool } from "effect-reservoir"
+ * import * as Pg from "effect-reservoir/Driver/Pg"
+ * import { Effect, Redacted } from "effect"
+ *
+ * const program = Effect.gen(function*() {
+ *   const driver = Pg.driver({ host: "127.0.0.1", user: "app", password: Redacted.make("secret") })
+ *   const pool = yield* Pool.make({ driver, name: "api", size: 5 })
+ *   return yield* Pool.use(pool, (connection) => driver.query(connection, "SELECT $1::int AS n", [42]))
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ */
+import type * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
+import type * as Layer from "effect/Layer"
+import type * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import type * as pg from "pg"
+import type { Driver } from "../Driver.js"
+import * as internal from "../internal/pg.js"
+
+/**
+ * A pooled PostgreSQL connection: the node-postgres client, and what identifies its session on the server.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface PgConnection {
+  /** The node-postgres client. Run statements through the driver's `query` rather than on the client directly. */
+  readonly client: pg.Client
+  /** The server process serving this session (`pg_backend_pid()`); `pg_terminate_backend` takes it. */
+  readonly processId: number
+  /** The session's `application_name`. */
+  readonly applicationName: string
+}
+
+/**
+ * The failures of the PostgreSQL driver. `reason` says what failed:
+ *
+ * - `"ConnectFailed"`: the connect did not succeed (refused, authentication, unknown database, ...).
+ * - `"Timeout"`: an operation ran out of time (`operation` says which: a connect, or the layer's check).
+ * - `"Disconnected"`: the connection was lost.
+ * - `"QueryFailed"`: the server refused a statement (`code` is its SQLSTATE).
+ * - `"Interrupted"`: a statement was interrupted while in flight (the cause with which the driver invalidates that
+ *   connection; its session is still busy, so it is closed rather than lent again).
+ * - `"CommitOutcomeUnknown"`: the connection was lost while a `COMMIT` was in flight; the transaction may or may not
+ *   have been committed.
+ * - `"CommitRolledBack"`: the `COMMIT` ended the transaction with a rollback (it had been aborted by an earlier
+ *   error); nothing was committed.
+ *
+ * The message never contains a password.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class PgError extends Schema.TaggedError<PgError>("effect-reservoir/PgError")("PgError", {
+  reason: Schema.Literal(
+    "ConnectFailed",
+    "Timeout",
+    "Disconnected",
+    "QueryFailed",
+    "Interrupted",
+    "CommitOutcomeUnknown",
+    "CommitRolledBack"
+  ),
+  operation: Schema.Literal("connect", "query", "ping", "begin", "commit", "rollback", "check"),
+  /** The SQLSTATE of a server error, such as `"42P01"` or `"57P01"`. */
+  code: Schema.optional(Schema.String),
+  /** The operating system's (or Node's) code of a socket error, such as `"ECONNREFUSED"`. */
+  systemCode: Schema.optional(Schema.String),
+  /** What node-postgres or the server said, with any password removed. */
+  detail: Schema.String,
+  cause: Schema.optional(Schema.Unknown)
+}) {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    const code = this.code ?? this.systemCode
+    return `PostgreSQL ${this.operation}: ${this.reason}${code === undefined ? "" : ` (${code})`}: ${this.detail}`
+  }
+}
+
+/**
+ * The options of the PostgreSQL driver. Give a connection string (`url`), fields, or both: what the connection
+ * string says wins over the fields (node-postgres's rule). Fields left out fall back to node-postgres's defaults and
+ * `PG*` environment variables.
+ *
+ * | option | default | meaning |
+ * | --- | --- | --- |
+ * | `url` | none | `postgres://user:password@host:port/database?options`; `Redacted`, since it may hold a password |
+ * | `host`, `port`, `user`, `database` | node-postgres's | where to connect |
+ * | `password` | none | `Redacted` |
+ * | `applicationName` | the pool's name | the session's `application_name` |
+ * | `liveness` | `"SELECT 1"` | the statement `ping` runs (Twisted's `cp_good_sql`) |
+ * | `connectTimeout` | none | how long one connect may take; the layer's check uses it too (10 seconds if none) |
+ * | `closeTimeout` | 5 seconds | how long a close waits for the server's goodbye before dropping the socket |
+ * | `clientConfig` | `{}` | any other `pg.ClientConfig` field (`ssl`, `keepAlive`, `types`, `statement_timeout`...) |
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface PgOptions {
+  readonly url?: Redacted.Redacted<string> | string | undefined
+  readonly host?: string | undefined
+  readonly port?: number | undefined
+  readonly user?: string | undefined
+  readonly database?: string | undefined
+  readonly password?: Redacted.Redacted<string> | undefined
+  readonly applicationName?: string | undefined
+  readonly liveness?: string | undefined
+  readonly connectTimeout?: Duration.DurationInput | undefined
+  readonly closeTimeout?: Duration.DurationInput | undefined
+  readonly clientConfig?:
+    | Omit<
+      pg.ClientConfig,
+      "connectionString" | "password" | "host" | "port" | "user" | "database" | "application_name"
+    >
+    | undefined
+}
+
+/**
+ * Builds the PostgreSQL driver. Nothing connects until a pool (or the caller) runs `connect`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const driver: (options?: PgOptions) => Driver<PgConnection, PgError> = internal.driver
+
+/**
+ * Opens one connection with the options, runs the liveness query once and closes it, all within `connectTimeout`
+ * (10 seconds when not given); fails with `PgError` (`reason: "Timeout"`, `operation: "check"` when time runs out).
+ * The layers run it so that a wrong address or password fails the program at start.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const check: (options?: PgOptions) => Effect.Effect<void, PgError> = internal.check
+
+/**
+ * `true` when the error means the connection is lost (the driver's `isDisconnect`).
+ *
+ * @since 0.1.0
+ * @category refinements
+ */
+export const isDisconnect: (error: unknown) => boolean = internal.isDisconnect
+
+/**
+ * The PostgreSQL driver as a service.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class PgDriver extends Context.Tag("effect-reservoir/Driver/Pg")<PgDriver, Driver<PgConnection, PgError>>() {}
+
+/**
+ * A layer of the driver under `PgDriver` or the caller's Tag (a primary and a replica side by side). Building it
+ * checks the server with one round trip (see `check`), so a wrong address or password fails at start.
+ *
+ * @example
+ * ```ts
+ * import * as Pg from "effect-reservoir/Driver/Pg"
+ * import { Redacted } from "effect"
+ *
+ * const live = Pg.layer({ url: Redacted.make("postgres://app:secret@127.0.0.1:5432/app"), connectTimeout: "2 seconds" })
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer: {
+  (options?: PgOptions): Layer.Layer<PgDriver, PgError>
+  <I>(tag: Context.Tag<I, Driver<PgConnection, PgError>>, options?: PgOptions): Layer.Layer<I, PgError>
+} = internal.layer
+
+/**
+ * The default configuration of `layerConfig`: the connection string in `DATABASE_URL`, as a secret.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const defaultConfig: Config.Config.Wrap<PgOptions> = internal.defaultConfig
+
+/**
+ * Like `layer`, with the options read through Effect's `Config` (environment variables by default). Without
+ * arguments it reads the connection string from `DATABASE_URL`.
+ *
+ * @example
+ * ```ts
+ * import * as Pg from "effect-reservoir/Driver/Pg"
+ * import { Config } from "effect"
+ *
+ * // DATABASE_URL=postgres://app:secret@db:5432/app
+ * const fromUrl = Pg.layerConfig()
+ *
+ * // PGHOST=db PGUSER=app PGPASSWORD=secret
+ * const fromFields = Pg.layerConfig({
+ *   host: Config.string("PGHOST"),
+ *   user: Config.string("PGUSER"),
+ *   password: Config.redacted("PGPASSWORD"),
+ *   connectTimeout: Config.succeed("2 seconds")
+ * })
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig: {
+  (config?: Config.Config.Wrap<PgOptions>): Layer.Layer<PgDriver, PgError | ConfigError.ConfigError>
+  <I>(
+    tag: Context.Tag<I, Driver<PgConnection, PgError>>,
+    config?: Config.Config.Wrap<PgOptions>
+  ): Layer.Layer<I, PgError | ConfigError.ConfigError>
+} = internal.layerConfig

@@ -1,0 +1,281 @@
+import Database from "better-sqlite3"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Predicate from "effect/Predicate"
+import type * as Scope from "effect/Scope"
+import * as path from "node:path"
+import type { ConnectionRecord } from "../ConnectionRecord.js"
+import type { Driver, Row } from "../Driver.js"
+import type * as Sqlite from "../Driver/Sqlite.js"
+import { SqliteDriver, SqliteError } from "../Driver/Sqlite.js"
+import * as driverInternal from "./driver.js"
+
+type Operation = SqliteError["operation"]
+
+const stringField = (u: unknown, key: string): string | undefined =>
+  Predicate.hasProperty(u, key) && typeof u[key] === "string" ? u[key] : undefined
+
+const messageOf = (u: unknown): string => stringField(u, "message") ?? String(u)
+
+const NOT_OPEN = /database connection is not open/i
+
+const classify = (code: string | undefined, message: string): boolean =>
+  NOT_OPEN.test(message) || (code !== undefined && code.startsWith("SQLITE_CANTOPEN"))
+
+/** @internal */
+export const isDisconnect = (error: unknown): boolean => {
+  if (error instanceof SqliteError) return error.reason === "Disconnected" || classify(error.code, error.detail)
+  if (!Predicate.isObject(error)) return false
+  return classify(stringField(error, "code"), messageOf(error))
+}
+
+const wrap = (operation: Operation) => (cause: unknown): SqliteError => {
+  if (cause instanceof SqliteError) return cause
+  const code = stringField(cause, "code")
+  const detail = messageOf(cause)
+  const reason: SqliteError["reason"] = classify(code, detail) ?
+    (operation === "connect" || operation === "check" ? "ConnectFailed" : "Disconnected") :
+    operation === "connect" || operation === "check" ?
+    "ConnectFailed" :
+    code !== undefined && code.startsWith("SQLITE_BUSY") ?
+    "Busy" :
+    "QueryFailed"
+  return new SqliteError({ reason, operation, detail, ...(code === undefined ? {} : { code }), cause })
+}
+
+const bindable = (value: unknown): unknown => {
+  if (value === undefined) return null
+  if (typeof value === "boolean") return value ? 1 : 0
+  if (value instanceof Date) return value.toISOString()
+  if (value instanceof Uint8Array && !Buffer.isBuffer(value)) {
+    return Buffer.from(value.buffer, value.byteOffset, value.byteLength)
+  }
+  return value
+}
+
+const STATEMENT_CACHE = 64
+
+/**
+ * better-sqlite3 waits for a lock by blocking the JavaScript thread, so two connections of this process can never
+ * wait for each other: the holder cannot run while the waiter sleeps. Writers of the same file therefore queue on
+ * one in-process lock first (an Effect semaphore: waiting on it lets the holder finish), held from the first write
+ * (or `BEGIN`) until the connection is out of its transaction. SQLite's busy timeout is then left to other processes.
+ */
+const writeLocks = new Map<string, Effect.Semaphore>()
+
+const writeLockOf = (filename: string): Effect.Semaphore | undefined => {
+  if (filename === "" || filename === ":memory:") return undefined
+  const key = path.resolve(filename)
+  let lock = writeLocks.get(key)
+  if (lock === undefined) {
+    lock = Effect.unsafeMakeSemaphore(1)
+    writeLocks.set(key, lock)
+  }
+  return lock
+}
+
+const TRANSACTION_START = /^\s*(BEGIN|SAVEPOINT)\b/i
+
+class Connection implements Sqlite.SqliteConnection {
+  private readonly statements = new Map<string, Database.Statement>()
+  /** Whether this connection holds its file's in-process write lock. */
+  holding = false
+
+  constructor(
+    readonly database: Database.Database,
+    readonly filename: string,
+    readonly writeLock: Effect.Semaphore | undefined,
+    readonly lockTimeout: Duration.Duration
+  ) {}
+
+  /** Prepared statements are kept per connection, the least recently prepared dropped first. */
+  prepare(sql: string): Database.Statement {
+    const cached = this.statements.get(sql)
+    if (cached !== undefined) return cached
+    const statement = this.database.prepare(sql)
+    if (this.statements.size >= STATEMENT_CACHE) {
+      const oldest = this.statements.keys().next()
+      if (oldest.done !== true) this.statements.delete(oldest.value)
+    }
+    this.statements.set(sql, statement)
+    return statement
+  }
+
+  /** Waits for the write lock (within the busy timeout) unless this connection holds it already. */
+  acquire(operation: Operation): Effect.Effect<void, SqliteError> {
+    const lock = this.writeLock
+    if (lock === undefined || this.holding) return Effect.void
+    return Effect.uninterruptibleMask((restore) =>
+      restore(lock.take(1)).pipe(
+        Effect.timeoutFail({
+          duration: this.lockTimeout,
+          onTimeout: () =>
+            new SqliteError({
+              reason: "Busy",
+              operation,
+              code: "SQLITE_BUSY",
+              detail: `another connection of this process kept ${this.filename} locked for more than ` +
+                Duration.format(this.lockTimeout)
+            })
+        }),
+        Effect.tap(() => {
+          this.holding = true
+        })
+      )
+    )
+  }
+
+  /** Gives the write lock back once the connection is out of its transaction (or closed). */
+  readonly releaseIfDone: Effect.Effect<void> = Effect.suspend(() => {
+    if (!this.holding || (this.database.open && this.database.inTransaction)) return Effect.void
+    this.holding = false
+    return Effect.asVoid(this.writeLock!.release(1))
+  })
+}
+
+const open = (options: Sqlite.SqliteOptions): Connection => {
+  const busyTimeout = Duration.decode(options.busyTimeout ?? "5 seconds")
+  const database = new Database(options.filename, {
+    timeout: Math.max(0, Math.round(Duration.toMillis(busyTimeout))),
+    readonly: options.readonly ?? false,
+    fileMustExist: options.fileMustExist ?? false
+  })
+  try {
+    if (!database.memory && options.readonly !== true) {
+      database.pragma(`journal_mode = ${options.journalMode ?? "wal"}`)
+    }
+    for (const [name, value] of Object.entries(options.pragmas ?? {})) {
+      database.pragma(`${name} = ${value}`)
+    }
+  } catch (error) {
+    database.close()
+    throw error
+  }
+  const writeLock = database.memory || options.readonly === true ? undefined : writeLockOf(options.filename)
+  return new Connection(database, options.filename, writeLock, busyTimeout)
+}
+
+const connect = (options: Sqlite.SqliteOptions): Effect.Effect<Connection, SqliteError, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.try({ try: () => open(options), catch: wrap("connect") }),
+    (connection) =>
+      Effect.try(() => {
+        if (connection.database.open) connection.database.close()
+      }).pipe(
+        Effect.catchAll((error) => Effect.logWarning(`closing SQLite database ${connection.filename} failed`, error)),
+        Effect.ensuring(connection.releaseIfDone)
+      )
+  )
+
+const execute = (statement: Database.Statement, params: ReadonlyArray<unknown> | undefined): ReadonlyArray<Row> => {
+  const values = params === undefined ? [] : params.map(bindable)
+  if (statement.reader) return statement.all(...values) as ReadonlyArray<Row>
+  statement.run(...values)
+  return []
+}
+
+const run = (
+  connection: Sqlite.SqliteConnection,
+  sql: string,
+  params: ReadonlyArray<unknown> | undefined,
+  operation: Operation
+): Effect.Effect<ReadonlyArray<Row>, SqliteError> =>
+  Effect.suspend(() => {
+    const self = connection as Connection
+    let statement: Database.Statement
+    try {
+      statement = self.prepare(sql)
+    } catch (error) {
+      return Effect.fail(wrap(operation)(error))
+    }
+    const statementEffect = Effect.try({ try: () => execute(statement, params), catch: wrap(operation) })
+    if (self.writeLock === undefined) return statementEffect
+    const writes = !statement.readonly || TRANSACTION_START.test(sql)
+    if (!writes && !self.holding) return statementEffect
+    return Effect.ensuring(
+      writes ? Effect.zipRight(self.acquire(operation), statementEffect) : statementEffect,
+      self.releaseIfDone
+    )
+  })
+
+/** @internal */
+export const driver = (options: Sqlite.SqliteOptions): Driver<Sqlite.SqliteConnection, SqliteError> => {
+  const liveness = options.liveness ?? "SELECT 1"
+  const begin = `BEGIN ${(options.beginMode ?? "immediate").toUpperCase()}`
+  return driverInternal.make<Sqlite.SqliteConnection, SqliteError>({
+    dialect: "sqlite",
+    connect: () => connect(options),
+    query: (connection, sql, params) => run(connection, sql, params, "query"),
+    ping: (connection) => Effect.asVoid(run(connection, liveness, undefined, "ping")),
+    begin: (connection) => Effect.asVoid(run(connection, begin, undefined, "begin")),
+    commit: (connection) => Effect.asVoid(run(connection, "COMMIT", undefined, "commit")),
+    rollback: (connection) =>
+      Effect.suspend(() =>
+        connection.database.open && !connection.database.inTransaction ?
+          Effect.void :
+          Effect.asVoid(run(connection, "ROLLBACK", undefined, "rollback"))
+      ),
+    isDisconnect
+  })
+}
+
+const checkRecord = (name: string): ConnectionRecord => ({
+  id: 0,
+  pool: name,
+  createdAt: 0,
+  lastUsedAt: 0,
+  lastValidatedAt: 0,
+  uses: 0,
+  generation: 0,
+  labels: {},
+  properties: new Map()
+})
+
+/** @internal */
+export const check = (options: Sqlite.SqliteOptions): Effect.Effect<void, SqliteError> =>
+  Effect.suspend(() => {
+    const self = driver(options)
+    return Effect.scoped(
+      Effect.flatMap(
+        self.connect({ record: checkRecord("effect-reservoir"), poolName: "effect-reservoir", invalidate: () => {} }),
+        (connection) => self.ping(connection)
+      )
+    )
+  })
+
+/** @internal */
+export const defaultConfig: Config.Config.Wrap<Sqlite.SqliteOptions> = { filename: Config.string("SQLITE_FILENAME") }
+
+const isTag = (u: unknown): u is Context.Tag<any, Driver<Sqlite.SqliteConnection, SqliteError>> => Context.isTag(u)
+
+/** @internal */
+export const layer: {
+  (options: Sqlite.SqliteOptions): Layer.Layer<Sqlite.SqliteDriver, SqliteError>
+  <I>(
+    tag: Context.Tag<I, Driver<Sqlite.SqliteConnection, SqliteError>>,
+    options: Sqlite.SqliteOptions
+  ): Layer.Layer<I, SqliteError>
+} = (...args: ReadonlyArray<unknown>): Layer.Layer<any, SqliteError> => {
+  const tag: Context.Tag<any, Driver<Sqlite.SqliteConnection, SqliteError>> = isTag(args[0]) ? args[0] : SqliteDriver
+  const options = (isTag(args[0]) ? args[1] : args[0]) as Sqlite.SqliteOptions
+  return Layer.effect(tag, Effect.as(check(options), driver(options)))
+}
+
+/** @internal */
+export const layerConfig: {
+  (
+    config?: Config.Config.Wrap<Sqlite.SqliteOptions>
+  ): Layer.Layer<Sqlite.SqliteDriver, SqliteError | ConfigError.ConfigError>
+  <I>(
+    tag: Context.Tag<I, Driver<Sqlite.SqliteConnection, SqliteError>>,
+    config?: Config.Config.Wrap<Sqlite.SqliteOptions>
+  ): Layer.Layer<I, SqliteError | ConfigError.ConfigError>
+} = (...args: ReadonlyArray<unknown>): Layer.Layer<any, SqliteError | ConfigError.ConfigError> => {
+  const tag: Context.Tag<any, Driver<Sqlite.SqliteConnection, SqliteError>> = isTag(args[0]) ? args[0] : SqliteDriver
+  const config = (isTag(args[0]) ? args[1] : args[0]) as Config.Config.Wrap<Sqlite.SqliteOptions> | undefined
+  return Layer.unwrapEffect(Effect.map(Config.unwrap(config ?? defaultConfig), (options) => layer(tag, options)))
+}
