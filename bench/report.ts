@@ -1,0 +1,172 @@
+/**
+ * The benchmark report: a hand-written SVG bar chart (ops/s per scenario, one bar per pool, log scale) and the
+ * `docs/benchmarks.md` page around a run's tables.
+ */
+
+/** One (pool, scenario) result: medians across rounds, FIFO inversions the most seen in a round. */
+export interface Row {
+  readonly pool: string
+  readonly n: number
+  readonly m: number
+  readonly hold: string
+  readonly opsPerSec: number
+  readonly cpuNsPerOp: number
+  readonly p50WaitUs: number
+  readonly p99WaitUs: number
+  readonly maxWaitUs: number
+  readonly fifoInversions: number
+}
+
+const colors = [
+  "#1f6feb",
+  "#6cb6ff",
+  "#d1242f",
+  "#ff8182",
+  "#1a7f37",
+  "#bf8700",
+  "#8250df",
+  "#57606a",
+  "#8c959f",
+  "#d0d7de"
+]
+
+const escape = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
+
+/** Two panels (hold none, hold one tick), a group per N/M scenario, a bar per pool, ops/s on a log axis. */
+export const chart = (
+  rows: ReadonlyArray<Row>,
+  pools: ReadonlyArray<string>,
+  scenarios: ReadonlyArray<{ readonly n: number; readonly m: number }>,
+  holds: ReadonlyArray<string>
+): string => {
+  const bar = 9
+  const gap = 18
+  const groupWidth = pools.length * bar + gap
+  const left = 70
+  const panelHeight = 260
+  const top = 40
+  const panelGap = 70
+  const width = left + scenarios.length * groupWidth + 20
+  const legendHeight = Math.ceil(pools.length / 4) * 18 + 10
+  const height = top + holds.length * (panelHeight + panelGap) + legendHeight
+  const values = rows.map((r) => r.opsPerSec).filter((x) => x > 0)
+  const lo = Math.floor(Math.log10(Math.max(1, Math.min(...values, 1e3))))
+  const hi = Math.ceil(Math.log10(Math.max(...values, 1e4)))
+  const parts: Array<string> = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ` +
+    `font-family="system-ui, sans-serif" font-size="11">`,
+    `<rect width="100%" height="100%" fill="#ffffff"/>`,
+    `<text x="${left}" y="20" font-size="14" font-weight="bold">Checkout + return cycles per second ` +
+    `(log scale; higher is better)</text>`
+  ]
+  holds.forEach((hold, p) => {
+    const y0 = top + p * (panelHeight + panelGap)
+    const y = (v: number) => y0 + panelHeight - ((Math.log10(Math.max(v, 10 ** lo)) - lo) / (hi - lo)) * panelHeight
+    parts.push(
+      `<text x="${left}" y="${y0 - 8}" font-weight="bold">hold = ${hold === "none" ? "none" : "one event-loop tick"}` +
+        `</text>`
+    )
+    for (let e = lo; e <= hi; e++) {
+      const yy = y(10 ** e).toFixed(1)
+      parts.push(
+        `<line x1="${left}" x2="${width - 20}" y1="${yy}" y2="${yy}" stroke="#e5e7eb"/>`,
+        `<text x="${left - 6}" y="${yy}" text-anchor="end" dominant-baseline="middle">1e${e}</text>`
+      )
+    }
+    scenarios.forEach((s, g) => {
+      const x0 = left + g * groupWidth + gap / 2
+      pools.forEach((pool, i) => {
+        const r = rows.find((x) => x.pool === pool && x.n === s.n && x.m === s.m && x.hold === hold)
+        if (r === undefined || !(r.opsPerSec > 0)) return
+        const yy = y(r.opsPerSec)
+        parts.push(
+          `<rect x="${x0 + i * bar}" y="${yy.toFixed(1)}" width="${bar - 1}" ` +
+            `height="${(y0 + panelHeight - yy).toFixed(1)}" fill="${colors[i % colors.length]}">` +
+            `<title>${escape(pool)} ${s.n}/${s.m} hold ${hold}: ${Math.round(r.opsPerSec)} ops/s</title></rect>`
+        )
+      })
+      parts.push(
+        `<text x="${x0 + (pools.length * bar) / 2}" y="${y0 + panelHeight + 16}" text-anchor="middle">` +
+          `${s.n} / ${s.m}</text>`
+      )
+    })
+    parts.push(
+      `<line x1="${left}" x2="${width - 20}" y1="${y0 + panelHeight}" y2="${y0 + panelHeight}" stroke="#57606a"/>`
+    )
+  })
+  const ly = top + holds.length * (panelHeight + panelGap) - 30
+  pools.forEach((pool, i) => {
+    const x = left + (i % 4) * 190
+    const yy = ly + Math.floor(i / 4) * 18
+    parts.push(
+      `<rect x="${x}" y="${yy - 9}" width="10" height="10" fill="${colors[i % colors.length]}"/>`,
+      `<text x="${x + 15}" y="${yy}">${escape(pool)}</text>`
+    )
+  })
+  parts.push("</svg>")
+  return parts.join("\n") + "\n"
+}
+
+/** The `docs/benchmarks.md` page: method and configuration, the chart, then the run's tables and targets. */
+export const docs = (runMarkdown: string, meta: {
+  readonly cpu: string
+  readonly cores: number
+  readonly node: string
+  readonly platform: string
+  readonly versions: Readonly<Record<string, string>>
+  readonly quick: boolean
+}): string =>
+  `# Benchmarks
+
+Run them with \`npm run bench\` (add \`-- --quick\` for a run under a minute, \`-- --json\` for one JSON object on stdout,
+\`-- --docs\` to regenerate this page) and \`npm run bench:pg\` for the PostgreSQL comparison. Raw results of every run
+go to \`bench/results/\` (git-ignored) as JSON, markdown and SVG.
+
+![ops/s per scenario, one bar per pool](../bench/benchmarks.svg)
+
+## Machine and versions
+
+${meta.cpu}, ${meta.cores} cores (a shared, noisy machine), Node ${meta.node}, ${meta.platform}.
+${Object.entries(meta.versions).map(([k, v]) => `${k} ${v}`).join(", ")}; effect-reservoir from this repository
+(\`src/\`, bundled with esbuild, no minification).
+
+## Method
+
+- **Resource**: a no-op (\`{}\`), created at once. Every pool is sized M, warmed to M open resources before measuring,
+  and never grows or shrinks during the run: effect-reservoir \`Pool.make({ acquire: Effect.acquireRelease(...),
+  size: M, maxOverflow: 0, min: M, timeout: Infinity })\`; Effect's \`Pool.make({ size: M })\` and
+  \`Pool.makeWithTTL({ min: M, max: M, timeToLive: "1 minute" })\`; generic-pool \`{ min: M, max: M }\`; tarn
+  \`{ min: M, max: M }\` (its default 30 s acquire timeout stays on); pg-pool \`{ min: M, max: M }\` with a fake
+  \`Client\` (connect / end / query / on / once / removeListener do nothing).
+- **Safe defaults stay on** for effect-reservoir: the fair FIFO waiter queue (no barging), interruption-safe checkout,
+  metrics (gauges and histograms are updated on every checkout and return), no policies, nobody listening.
+- **Borrowers**: N loops of \`request → checkout → hold → return\`. Effect pools and the Effect floors run as **one**
+  \`Effect.runPromise\` of \`Effect.forEach(N loops, { concurrency: "unbounded" })\` (N fibers on the default
+  runtime and scheduler); promise pools and \`floor/await\` run N \`async\` loops under one \`Promise.all\`. Each is
+  what a user of that library would write.
+- **Checkout forms**: \`effect-reservoir/use\` is \`Pool.use(pool, f)\`; \`effect-reservoir/get\` is
+  \`Effect.scoped(Effect.flatMap(Pool.get(pool), f))\`; Effect's Pool is \`Effect.scoped(Effect.flatMap(Pool.get(pool),
+  f))\`; promise pools \`await acquire()\` then \`release()\`.
+- **Hold**: \`none\` returns at once; \`tick\` holds the resource across one event-loop turn through the macrotask
+  queue, the same way for everyone: \`Effect.async\` resumed by \`setImmediate\`, or a Promise resolved by
+  \`setImmediate\`.
+- **Floors** (no pool, N loops, M ignored): \`floor/await\` awaits an already-resolved promise;
+  \`floor/acquireUseRelease\` is \`Effect.acquireUseRelease(Effect.void, f, () => Effect.void)\`; \`floor/scoped\` is
+  \`Effect.scoped(f())\`. They carry the same bookkeeping as the pools, so they show the harness's own cost.
+- **Isolation and drift**: every (pool, scenario) runs in a fresh Node process; within a scenario the pools run
+  one after another round-robin and the starting pool rotates each round; the table shows the median of the rounds.
+- **Metrics**: ops/s is cycles granted inside the measured window (after a warm-up) divided by its wall time. CPU
+  ns/op is \`process.cpuUsage()\` (user + system) over the window divided by those cycles (the harness's own bookkeeping
+  included, the same for all). Wait is from the request to the moment the borrower runs with the resource, with
+  \`process.hrtime.bigint()\`, kept in a preallocated \`Float64Array\` (reservoir-sampled past 2^20 samples; max is
+  exact).
+- **FIFO inversions**: each request takes a global sequence number. A grant is an inversion when an earlier request
+  is still waiting at that moment (the grant overtook it). Reported is the most seen in any round.
+- **Heap per parked waiter**: a pool of one, held by one borrower; after \`global.gc()\` (\`--expose-gc\`),
+  \`heapUsed\` before and after parking W waiters (10k and 100k), divided by W. A waiter is the whole borrower: the
+  fiber of \`Effect.runFork(checkout)\`, or the \`async\` function and its promise. \`floor/fiber\` is a bare fiber
+  parked in \`Effect.async\`; \`floor/await\` a bare \`async\` function awaiting a pending promise.
+- **Targets** are ratios from the same run, never wall-clock thresholds.
+
+${runMarkdown.replace(/^## /m, "## Latest ").replace(/^### /gm, "### ")}
+`

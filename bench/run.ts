@@ -1,0 +1,410 @@
+/**
+ * The pool benchmarks: `npx tsx bench/run.ts [--quick] [--json] [--docs] [--rounds N] [--pools a,b]`.
+ *
+ * Every (pool, scenario) runs in a fresh process (`bench/worker.ts`, bundled once with esbuild so a process starts in
+ * ~0.1 s), pools are interleaved round-robin within each scenario and the rotation shifts each round, so drift hits
+ * all alike; the medians across rounds are reported. `--json` prints exactly one JSON object on stdout (the tables
+ * then go to stderr); `--docs` also rewrites `docs/benchmarks.md` and `bench/benchmarks.svg`.
+ */
+import { execFile } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+import { chart, type Row } from "./report.js"
+
+const here = path.dirname(fileURLToPath(import.meta.url))
+const root = path.resolve(here, "..")
+const resultsDir = path.join(here, "results")
+
+const argv = process.argv.slice(2)
+const flag = (name: string) => argv.includes(name)
+const option = (name: string): string | undefined => {
+  const i = argv.indexOf(name)
+  return i >= 0 ? argv[i + 1] : undefined
+}
+const quick = flag("--quick")
+const json = flag("--json")
+const writeDocs = flag("--docs")
+const rounds = Number(option("--rounds") ?? (quick ? 1 : 3))
+const warmupMs = quick ? 60 : 300
+const measureMs = quick ? 150 : 1000
+const heapSizes = quick ? [10_000] : [10_000, 100_000]
+
+/** Progress and tables go to stderr with `--json`, so stdout carries the one JSON object. */
+const say = (line: string): void => {
+  if (json) process.stderr.write(line + "\n")
+  else process.stdout.write(line + "\n")
+}
+
+export const pools = [
+  "effect-reservoir/use",
+  "effect-reservoir/get",
+  "effect/Pool",
+  "effect/Pool-ttl",
+  "generic-pool",
+  "tarn",
+  "pg-pool",
+  "floor/await",
+  "floor/acquireUseRelease",
+  "floor/scoped"
+] as const
+const heapPools = [
+  "effect-reservoir/use",
+  "effect-reservoir/get",
+  "effect/Pool",
+  "effect/Pool-ttl",
+  "generic-pool",
+  "tarn",
+  "pg-pool",
+  "floor/await",
+  "floor/fiber"
+]
+const scenarios: ReadonlyArray<{ n: number; m: number }> = [
+  { n: 1, m: 1 },
+  { n: 10, m: 10 },
+  { n: 100, m: 10 },
+  { n: 1000, m: 10 },
+  { n: 10000, m: 100 }
+]
+const holds = ["none", "tick"] as const
+
+const only = option("--pools")?.split(",")
+const selected = only === undefined ? [...pools] : pools.filter((p) => only.includes(p))
+
+// ---------------------------------------------------------------------------------------------------------------
+// the worker, bundled once
+// ---------------------------------------------------------------------------------------------------------------
+
+const buildWorker = async (): Promise<{ command: string; args: Array<string> }> => {
+  const out = path.join(resultsDir, ".build", "worker.cjs")
+  try {
+    const esbuild = await import("esbuild")
+    await esbuild.build({
+      entryPoints: [path.join(here, "worker.ts")],
+      bundle: true,
+      platform: "node",
+      format: "cjs",
+      target: "node20",
+      outfile: out,
+      external: ["pg", "pg-native"],
+      logLevel: "error"
+    })
+    return { command: process.execPath, args: ["--expose-gc", "--max-old-space-size=8192", out] }
+  } catch (error) {
+    say(`esbuild unavailable (${String(error)}); running the worker through tsx (slower start)`)
+    return {
+      command: process.execPath,
+      args: ["--import", "tsx", "--expose-gc", "--max-old-space-size=8192", path.join(here, "worker.ts")]
+    }
+  }
+}
+
+const spawnJob = (worker: { command: string; args: Array<string> }, job: object, timeoutMs: number) =>
+  new Promise<Record<string, unknown> | undefined>((resolve) => {
+    execFile(
+      worker.command,
+      [...worker.args, JSON.stringify(job)],
+      { cwd: root, timeout: timeoutMs, maxBuffer: 1 << 20 },
+      (error, stdout, stderr) => {
+        const line = stdout.trim().split("\n").pop() ?? ""
+        try {
+          resolve(JSON.parse(line) as Record<string, unknown>)
+        } catch {
+          say(`  ! ${JSON.stringify(job)} failed: ${error?.message ?? ""} ${stderr.slice(0, 400)}`)
+          resolve(undefined)
+        }
+      }
+    )
+  })
+
+const median = (values: ReadonlyArray<number>): number => {
+  if (values.length === 0) return NaN
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = sorted.length >> 1
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// formatting
+// ---------------------------------------------------------------------------------------------------------------
+
+const fmt = (x: number, digits = 0): string =>
+  Number.isFinite(x) ? x.toLocaleString("en-US", { maximumFractionDigits: digits }) : "—"
+const fmtUs = (x: number): string => (x >= 100 ? fmt(x, 0) : x >= 10 ? fmt(x, 1) : fmt(x, 2))
+
+const detailTable = (rows: ReadonlyArray<Row>): string => {
+  const lines = [
+    "| N/M | hold | pool | ops/s | CPU ns/op | p50 wait µs | p99 wait µs | max wait µs | FIFO inversions |",
+    "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+  ]
+  for (const r of rows) {
+    lines.push(
+      `| ${r.n}/${r.m} | ${r.hold} | ${r.pool} | ${fmt(r.opsPerSec)} | ${fmt(r.cpuNsPerOp)} | ${
+        fmtUs(r.p50WaitUs)
+      } | ` +
+        `${fmtUs(r.p99WaitUs)} | ${fmtUs(r.maxWaitUs)} | ${fmt(r.fifoInversions)} |`
+    )
+  }
+  return lines.join("\n")
+}
+
+const opsMatrix = (rows: ReadonlyArray<Row>, names: ReadonlyArray<string>): string => {
+  const lines = [
+    `| N/M, hold | ${names.join(" | ")} |`,
+    `| --- | ${names.map(() => "---:").join(" | ")} |`
+  ]
+  for (const hold of holds) {
+    for (const s of scenarios) {
+      const cells = names.map((name) => {
+        const r = rows.find((x) => x.pool === name && x.n === s.n && x.m === s.m && x.hold === hold)
+        return r === undefined ? "—" : fmt(r.opsPerSec)
+      })
+      lines.push(`| ${s.n}/${s.m}, ${hold} | ${cells.join(" | ")} |`)
+    }
+  }
+  return lines.join("\n")
+}
+
+interface HeapRow {
+  readonly pool: string
+  readonly waiters: number
+  readonly bytesPerWaiter: number
+}
+
+const heapTable = (rows: ReadonlyArray<HeapRow>): string => {
+  const lines = ["| pool | waiters | heap bytes per parked waiter |", "| --- | ---: | ---: |"]
+  for (const r of rows) lines.push(`| ${r.pool} | ${fmt(r.waiters)} | ${fmt(r.bytesPerWaiter)} |`)
+  return lines.join("\n")
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// targets: ratios from this run only
+// ---------------------------------------------------------------------------------------------------------------
+
+interface Target {
+  readonly name: string
+  readonly pass: boolean | undefined
+  readonly detail: string
+}
+
+const checkTargets = (rows: ReadonlyArray<Row>, heapRows: ReadonlyArray<HeapRow>): Array<Target> => {
+  const find = (pool: string, n: number, m: number, hold: string) =>
+    rows.find((r) => r.pool === pool && r.n === n && r.m === m && r.hold === hold)
+  const targets: Array<Target> = []
+  const ratio = (name: string, a: Row | undefined, b: Row | undefined, key: keyof Row, min: number) => {
+    if (a === undefined || b === undefined) {
+      targets.push({ name, pass: undefined, detail: "not measured" })
+      return
+    }
+    const x = (a[key] as number) / (b[key] as number)
+    targets.push({
+      name,
+      pass: x >= min,
+      detail: `${fmt(a[key] as number)} / ${fmt(b[key] as number)} = ${x.toFixed(2)}× (need ≥ ${min}×)`
+    })
+  }
+  const use100 = find("effect-reservoir/use", 100, 10, "none")
+  ratio("Pool.use 100/10 ops/s ≥ 1.0× generic-pool", use100, find("generic-pool", 100, 10, "none"), "opsPerSec", 1)
+  ratio("Pool.use 100/10 ops/s ≥ 10× effect/Pool", use100, find("effect/Pool", 100, 10, "none"), "opsPerSec", 10)
+  for (const hold of holds) {
+    const big = find("effect-reservoir/use", 10000, 100, hold)
+    const small = find("effect-reservoir/use", 10, 10, hold)
+    const name = `Pool.use CPU/cycle at 10000/100 ≤ 2× at 10/10 (hold ${hold})`
+    if (big === undefined || small === undefined) targets.push({ name, pass: undefined, detail: "not measured" })
+    else {
+      const x = big.cpuNsPerOp / small.cpuNsPerOp
+      targets.push({
+        name,
+        pass: x <= 2,
+        detail: `${fmt(big.cpuNsPerOp)} / ${fmt(small.cpuNsPerOp)} ns = ${x.toFixed(2)}×`
+      })
+    }
+  }
+  for (const pool of ["effect-reservoir/use", "effect-reservoir/get"]) {
+    for (const h of heapRows.filter((r) => r.pool === pool)) {
+      targets.push({
+        name: `${pool} heap per parked waiter ≤ 5 KB (${fmt(h.waiters)} waiters, fiber included)`,
+        pass: h.bytesPerWaiter <= 5120,
+        detail: `${fmt(h.bytesPerWaiter)} B`
+      })
+    }
+  }
+  for (const pool of ["effect-reservoir/use", "effect-reservoir/get"]) {
+    const mine = rows.filter((r) => r.pool === pool)
+    const total = mine.reduce((s, r) => s + r.fifoInversions, 0)
+    const worst = mine.filter((r) => r.fifoInversions > 0).map((r) => `${r.n}/${r.m} ${r.hold}: ${r.fifoInversions}`)
+    targets.push({
+      name: `${pool}: zero FIFO inversions (every scenario)`,
+      pass: mine.length === 0 ? undefined : total === 0,
+      detail: total === 0 ? `0 in ${mine.length} scenarios` : worst.join(", ")
+    })
+    for (const hold of holds) {
+      const r = find(pool, 100, 10, hold)
+      const name = `${pool}: max wait ≤ 20× median at 100/10 (hold ${hold})`
+      if (r === undefined) targets.push({ name, pass: undefined, detail: "not measured" })
+      else {
+        const x = r.maxWaitUs / r.p50WaitUs
+        targets.push({
+          name,
+          pass: x <= 20,
+          detail: `${fmtUs(r.maxWaitUs)} / ${fmtUs(r.p50WaitUs)} µs = ${x.toFixed(1)}×`
+        })
+      }
+    }
+  }
+  const get = find("effect-reservoir/get", 1, 1, "none")
+  const scoped = find("floor/scoped", 1, 1, "none")
+  if (get === undefined || scoped === undefined) {
+    targets.push({ name: "Pool.get ≤ 1.1× floor/scoped (CPU/cycle, 1/1)", pass: undefined, detail: "not measured" })
+  } else {
+    const x = get.cpuNsPerOp / scoped.cpuNsPerOp
+    targets.push({
+      name: "Pool.get ≤ 1.1× floor/scoped (CPU/cycle, 1/1)",
+      pass: x <= 1.1,
+      detail: `${fmt(get.cpuNsPerOp)} / ${fmt(scoped.cpuNsPerOp)} ns = ${x.toFixed(2)}×`
+    })
+  }
+  return targets
+}
+
+const targetLines = (targets: ReadonlyArray<Target>): string =>
+  targets.map((t) => `- ${t.pass === undefined ? "N/A " : t.pass ? "PASS" : "MISS"} ${t.name}: ${t.detail}`).join(
+    "\n"
+  )
+
+// ---------------------------------------------------------------------------------------------------------------
+// main
+// ---------------------------------------------------------------------------------------------------------------
+
+const versionOf = (pkg: string): string => {
+  try {
+    return (JSON.parse(fs.readFileSync(path.join(root, "node_modules", pkg, "package.json"), "utf8")) as {
+      version: string
+    }).version
+  } catch {
+    return "?"
+  }
+}
+
+const main = async () => {
+  const started = Date.now()
+  fs.mkdirSync(resultsDir, { recursive: true })
+  const worker = await buildWorker()
+  const samples = new Map<string, Array<Row>>()
+  const key = (pool: string, n: number, m: number, hold: string) => `${pool}|${n}|${m}|${hold}`
+  const jobTimeout = warmupMs + measureMs + 30_000
+  for (let round = 0; round < rounds; round++) {
+    for (const hold of holds) {
+      for (const s of scenarios) {
+        const order = selected.map((_, i) => selected[(i + round) % selected.length])
+        for (const pool of order) {
+          // every borrower must be running before the window opens: 10k fibers / async loops take a while to start
+          const job = { mode: "throughput", pool, n: s.n, m: s.m, hold, warmupMs: warmupMs + s.n * 0.04, measureMs }
+          const result = await spawnJob(worker, job, jobTimeout) as unknown as Row | undefined
+          if (result === undefined) continue
+          const k = key(pool, s.n, s.m, hold)
+          samples.set(k, [...(samples.get(k) ?? []), result])
+        }
+        say(
+          `round ${round + 1}/${rounds} ${s.n}/${s.m} hold ${hold} done (${
+            ((Date.now() - started) / 1000).toFixed(1)
+          } s)`
+        )
+      }
+    }
+  }
+  const rows: Array<Row> = []
+  for (const hold of holds) {
+    for (const s of scenarios) {
+      for (const pool of selected) {
+        const runs = samples.get(key(pool, s.n, s.m, hold))
+        if (runs === undefined || runs.length === 0) continue
+        const pick = (f: (r: Row) => number) => median(runs.map(f))
+        rows.push({
+          pool,
+          n: s.n,
+          m: s.m,
+          hold,
+          opsPerSec: pick((r) => r.opsPerSec),
+          cpuNsPerOp: pick((r) => r.cpuNsPerOp),
+          p50WaitUs: pick((r) => r.p50WaitUs),
+          p99WaitUs: pick((r) => r.p99WaitUs),
+          maxWaitUs: pick((r) => r.maxWaitUs),
+          fifoInversions: Math.max(...runs.map((r) => r.fifoInversions))
+        })
+      }
+    }
+  }
+  const heapRows: Array<HeapRow> = []
+  const heapSelected = heapPools.filter((p) => only === undefined || only.includes(p))
+  for (const waiters of heapSizes) {
+    for (const pool of heapSelected) {
+      const result = await spawnJob(worker, { mode: "heap", pool, waiters }, 120_000)
+      if (result !== undefined) heapRows.push({ pool, waiters, bytesPerWaiter: result.bytesPerWaiter as number })
+    }
+    say(`heap ${fmt(waiters)} waiters done (${((Date.now() - started) / 1000).toFixed(1)} s)`)
+  }
+
+  const targets = checkTargets(rows, heapRows)
+  const meta = {
+    date: new Date().toISOString(),
+    quick,
+    rounds,
+    warmupMs,
+    measureMs,
+    cpu: os.cpus()[0]?.model ?? "?",
+    cores: os.cpus().length,
+    node: process.version,
+    platform: `${os.platform()} ${os.release()}`,
+    versions: Object.fromEntries(
+      ["effect", "generic-pool", "tarn", "pg-pool", "pg"].map((p) => [p, versionOf(p)])
+    ),
+    elapsedSeconds: (Date.now() - started) / 1000
+  }
+  const output = { results: rows, heap: heapRows, targets, meta }
+  const stamp = meta.date.replace(/[:.]/g, "-")
+  fs.writeFileSync(path.join(resultsDir, `${stamp}.json`), JSON.stringify(output, null, 2))
+  const svg = chart(rows, selected, scenarios, holds)
+  fs.writeFileSync(path.join(resultsDir, `${stamp}.svg`), svg)
+  const markdown = [
+    `## Run ${meta.date}${quick ? " (--quick)" : ""}`,
+    "",
+    `${meta.cpu}, ${meta.cores} cores, Node ${meta.node}, ${meta.platform}; ` +
+    Object.entries(meta.versions).map(([k, v]) => `${k} ${v}`).join(", ") +
+    `; ${rounds} round(s), warm-up ${warmupMs} ms, measured ${measureMs} ms per process, medians across rounds.`,
+    "",
+    "### ops/s",
+    "",
+    opsMatrix(rows, selected),
+    "",
+    "### Detail",
+    "",
+    detailTable(rows),
+    "",
+    "### Heap per parked waiter (pool of 1, held by one borrower)",
+    "",
+    heapTable(heapRows),
+    "",
+    "### Targets",
+    "",
+    targetLines(targets),
+    ""
+  ].join("\n")
+  fs.writeFileSync(path.join(resultsDir, `${stamp}.md`), markdown)
+  say("")
+  say(markdown)
+  say(`results: bench/results/${stamp}.{json,md,svg} (${meta.elapsedSeconds.toFixed(1)} s)`)
+  if (writeDocs) {
+    const { docs } = await import("./report.js")
+    fs.writeFileSync(path.join(here, "benchmarks.svg"), svg)
+    fs.writeFileSync(path.join(root, "docs", "benchmarks.md"), docs(markdown, meta))
+    say("wrote docs/benchmarks.md and bench/benchmarks.svg")
+  }
+  if (json) process.stdout.write(JSON.stringify(output) + "\n")
+}
+
+main().catch((error) => {
+  console.error(error)
+  process.exit(1)
+})

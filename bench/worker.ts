@@ -1,0 +1,423 @@
+/**
+ * One benchmark job in a fresh process: `node --expose-gc worker '<job json>'`. Prints one JSON object on stdout
+ * and exits. Spawned by `bench/run.ts`; see `docs/benchmarks.md` for what is measured and how.
+ */
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as EPool from "effect/Pool"
+import * as Scope from "effect/Scope"
+import * as genericPool from "generic-pool"
+import * as fs from "node:fs"
+import PgPool from "pg-pool"
+import * as tarn from "tarn"
+import * as RPool from "../src/Pool.js"
+
+/** A checkout-and-return cycle job, or a heap-per-parked-waiter job. */
+export type Job =
+  | {
+    readonly mode: "throughput"
+    readonly pool: string
+    readonly n: number
+    readonly m: number
+    readonly hold: "none" | "tick"
+    readonly warmupMs: number
+    readonly measureMs: number
+  }
+  | { readonly mode: "heap"; readonly pool: string; readonly waiters: number }
+
+// ---------------------------------------------------------------------------------------------------------------
+// subjects: what a borrower loop drives
+// ---------------------------------------------------------------------------------------------------------------
+
+type Cycle = (f: (resource: unknown) => Effect.Effect<void>) => Effect.Effect<void, unknown>
+
+type Subject =
+  | { readonly kind: "effect"; readonly cycle: Cycle; readonly close: () => Promise<void> }
+  | {
+    readonly kind: "promise"
+    readonly acquire: () => Promise<unknown>
+    readonly release: (resource: unknown) => void
+    readonly close: () => Promise<void>
+  }
+
+/** pg-pool's `Client` option: a connection that does nothing. */
+class FakeClient {
+  _queryable = true
+  _ending = false
+  connect(callback?: (error: Error | null) => void): Promise<void> | void {
+    if (callback !== undefined) return callback(null)
+    return Promise.resolve()
+  }
+  end(callback?: () => void): Promise<void> | void {
+    this._ending = true
+    if (callback !== undefined) return callback()
+    return Promise.resolve()
+  }
+  query(): Promise<{ rows: Array<unknown> }> {
+    return Promise.resolve({ rows: [] })
+  }
+  on(): this {
+    return this
+  }
+  once(): this {
+    return this
+  }
+  removeListener(): this {
+    return this
+  }
+  ref(): void {}
+  unref(): void {}
+}
+
+const range = (n: number): Array<number> => Array.from({ length: n }, (_, i) => i)
+
+const resolved: Promise<void> = Promise.resolve()
+
+const inScope = async <A>(make: Effect.Effect<A, unknown, Scope.Scope>) => {
+  const scope = Effect.runSync(Scope.make())
+  const value = await Effect.runPromise(Scope.extend(make, scope))
+  return { value, close: () => Effect.runPromise(Scope.close(scope, Exit.void)) }
+}
+
+const warmEffect = (cycle: Cycle, m: number) =>
+  Effect.runPromise(
+    Effect.scoped(Effect.forEach(range(m), () => Effect.scoped(cycle(() => Effect.void)), {
+      concurrency: "unbounded",
+      discard: true
+    }))
+  )
+
+const warmPromise = async (acquire: () => Promise<unknown>, release: (r: unknown) => void, m: number) => {
+  const resources = await Promise.all(range(m).map(() => acquire()))
+  for (const r of resources) release(r)
+}
+
+const makeSubject = async (name: string, m: number): Promise<Subject> => {
+  switch (name) {
+    case "effect-reservoir/use":
+    case "effect-reservoir/get": {
+      const { close, value: pool } = await inScope(RPool.make({
+        acquire: Effect.acquireRelease(Effect.succeed({}), () => Effect.void),
+        size: m,
+        maxOverflow: 0,
+        min: m,
+        timeout: Infinity, // the string "Infinity" is refused by src/internal/config.ts (see report)
+        name: `bench-${name}`
+      }))
+      for (let i = 0; i < 1000; i++) {
+        const stats = await Effect.runPromise(RPool.stats(pool))
+        if (stats.open === m) break
+        await new Promise((r) => setTimeout(r, 1))
+      }
+      const cycle: Cycle = name === "effect-reservoir/use" ?
+        (f) => RPool.use(pool, f) :
+        (f) => Effect.scoped(Effect.flatMap(RPool.get(pool), f))
+      return { kind: "effect", cycle, close }
+    }
+    case "effect/Pool":
+    case "effect/Pool-ttl": {
+      const acquire = Effect.succeed({})
+      const { close, value: pool } = await inScope(
+        name === "effect/Pool" ?
+          EPool.make({ acquire, size: m }) :
+          EPool.makeWithTTL({ acquire, min: m, max: m, timeToLive: "1 minute" })
+      )
+      const cycle: Cycle = (f) => Effect.scoped(Effect.flatMap(EPool.get(pool), f))
+      await warmEffect(cycle, m)
+      return { kind: "effect", cycle, close }
+    }
+    case "generic-pool": {
+      const pool = genericPool.createPool({ create: () => Promise.resolve({}), destroy: () => Promise.resolve() }, {
+        max: m,
+        min: m
+      })
+      await pool.ready()
+      const acquire = () => pool.acquire()
+      const release = (r: unknown) => {
+        void pool.release(r as object)
+      }
+      await warmPromise(acquire, release, m)
+      return { kind: "promise", acquire, release, close: () => pool.drain().then(() => pool.clear()) }
+    }
+    case "tarn": {
+      const pool = new tarn.Pool<object>({ create: () => Promise.resolve({}), destroy: () => {}, min: m, max: m })
+      const acquire = () => pool.acquire().promise
+      const release = (r: unknown) => {
+        pool.release(r as object)
+      }
+      await warmPromise(acquire, release, m)
+      return { kind: "promise", acquire, release, close: () => pool.destroy().then(() => {}) }
+    }
+    case "pg-pool": {
+      const pool = new PgPool({ Client: FakeClient, max: m, min: m })
+      const acquire = () => pool.connect()
+      const release = (client: unknown) => (client as { release: () => void }).release()
+      await warmPromise(acquire, release, m)
+      return { kind: "promise", acquire, release, close: () => pool.end() }
+    }
+    case "floor/await":
+      return { kind: "promise", acquire: () => resolved, release: () => {}, close: () => resolved }
+    case "floor/acquireUseRelease":
+      return {
+        kind: "effect",
+        cycle: (f) => Effect.acquireUseRelease(Effect.void, f, () => Effect.void),
+        close: () => resolved
+      }
+    case "floor/scoped":
+      return { kind: "effect", cycle: (f) => Effect.scoped(f(undefined)), close: () => resolved }
+    case "floor/fiber":
+      return { kind: "effect", cycle: () => Effect.async<void>(() => {}), close: () => resolved }
+  }
+  throw new Error(`unknown pool ${name}`)
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// the recorder: phases, waits, grant order
+// ---------------------------------------------------------------------------------------------------------------
+
+const SAMPLES = 1 << 20
+const RING = 1 << 21
+const RING_MASK = RING - 1
+
+/** Lehmer RNG, so reservoir sampling costs the same in every process. */
+let seed = 0x2545f491
+const random = () => (seed = (seed * 48271) % 0x7fffffff) / 0x7fffffff
+
+class Recorder {
+  /** 0: warm-up, 1: measuring, 2: done */
+  phase = 0
+  readonly startAt: bigint
+  readonly endAt: bigint
+  cpuStart: NodeJS.CpuUsage = { user: 0, system: 0 }
+  wallStart = 0n
+  ops = 0
+  readonly waits = new Float64Array(SAMPLES)
+  stored = 0
+  seen = 0
+  maxWait = 0
+  nextSeq = 0
+  readonly pending = new Uint8Array(RING)
+  /** Per request: whether every resource was lent when it was made, i.e. whether it had to wait. */
+  readonly mustWait = new Uint8Array(RING)
+  /** Resources granted and not yet returned. */
+  held = 0
+  /** The oldest request not yet granted (or `nextSeq` when there is none). */
+  lowest = 0
+  inversions = 0
+  constructor(
+    warmupMs: number,
+    measureMs: number,
+    readonly resources: number,
+    readonly onDone: () => void
+  ) {
+    const now = process.hrtime.bigint()
+    this.startAt = now + BigInt(Math.round(warmupMs * 1e6))
+    this.endAt = this.startAt + BigInt(Math.round(measureMs * 1e6))
+  }
+
+  /** Called by a borrower before each request; `false` once the measurement is over. */
+  begin(now: bigint): boolean {
+    if (this.phase === 0 && now >= this.startAt) this.startMeasuring(now)
+    else if (this.phase === 1 && now >= this.endAt) this.onDone()
+    return this.phase !== 2
+  }
+
+  startMeasuring(now: bigint): void {
+    this.phase = 1
+    this.cpuStart = process.cpuUsage()
+    this.wallStart = now
+  }
+
+  request(): number {
+    const seq = this.nextSeq++
+    if (seq - this.lowest >= RING) {
+      // a request older than RING grants is still waiting: count it as an inversion and stop tracking it
+      this.pending[this.lowest & RING_MASK] = 0
+      this.inversions++
+      this.advance()
+    }
+    this.pending[seq & RING_MASK] = 1
+    this.mustWait[seq & RING_MASK] = this.held >= this.resources ? 1 : 0
+    return seq
+  }
+
+  advance(): void {
+    while (this.lowest < this.nextSeq && this.pending[this.lowest & RING_MASK] === 0) this.lowest++
+  }
+
+  /** A request was granted: `seq` is its sequence number, `t0` when it was made. */
+  grant(seq: number, t0: bigint): void {
+    this.pending[seq & RING_MASK] = 0
+    this.held++
+    // overtaking a request that is still waiting for a resource (not one still on its way to the pool)
+    const inverted = seq !== this.lowest && this.mustWait[this.lowest & RING_MASK] === 1
+    if (seq === this.lowest) this.advance()
+    if (this.phase !== 1) return
+    if (inverted) this.inversions++
+    this.ops++
+    const wait = Number(process.hrtime.bigint() - t0)
+    if (wait > this.maxWait) this.maxWait = wait
+    const seen = this.seen++
+    if (this.stored < SAMPLES) {
+      this.waits[this.stored++] = wait
+    } else {
+      const j = Math.floor(random() * (seen + 1))
+      if (j < SAMPLES) this.waits[j] = wait
+    }
+  }
+}
+
+const quantile = (sorted: Float64Array, q: number): number =>
+  sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]
+
+const print = (value: unknown): void => {
+  fs.writeSync(1, JSON.stringify(value) + "\n")
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// throughput
+// ---------------------------------------------------------------------------------------------------------------
+
+const effectTick: Effect.Effect<void> = Effect.async<void>((resume) => {
+  setImmediate(() => resume(Effect.void))
+})
+const promiseTick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
+
+const throughput = async (job: Extract<Job, { mode: "throughput" }>): Promise<void> => {
+  const subject = await makeSubject(job.pool, job.m)
+  const tick = job.hold === "tick"
+  let finished = false
+  const finish = () => {
+    if (finished) return
+    finished = true
+    const cpu = process.cpuUsage(recorder.cpuStart)
+    const wallNs = Number(process.hrtime.bigint() - recorder.wallStart)
+    recorder.phase = 2
+    const sorted = recorder.waits.slice(0, recorder.stored).sort()
+    const ops = recorder.ops
+    print({
+      pool: job.pool,
+      n: job.n,
+      m: job.m,
+      hold: job.hold,
+      opsPerSec: ops / (wallNs / 1e9),
+      cpuNsPerOp: ops === 0 ? 0 : ((cpu.user + cpu.system) * 1000) / ops,
+      p50WaitUs: quantile(sorted, 0.5) / 1000,
+      p99WaitUs: quantile(sorted, 0.99) / 1000,
+      maxWaitUs: recorder.maxWait / 1000,
+      fifoInversions: recorder.inversions,
+      ops,
+      wallMs: wallNs / 1e6
+    })
+    // borrowers still parked in a slow pool would take long to drain: the process ends here
+    process.exit(0)
+  }
+  const recorder = new Recorder(job.warmupMs, job.measureMs, job.pool.startsWith("floor/") ? Infinity : job.m, finish)
+  // a timer ends the run when every borrower is parked; a borrower that sees the clock ends it when timers starve
+  setTimeout(() => {
+    const now = process.hrtime.bigint()
+    if (recorder.phase === 0) recorder.startMeasuring(now)
+    const check = () => {
+      if (process.hrtime.bigint() >= recorder.endAt) finish()
+      else setTimeout(check, 1)
+    }
+    check()
+  }, job.warmupMs + job.measureMs).unref()
+  const loops: Array<Promise<void>> = []
+  if (subject.kind === "effect") {
+    const cycle = subject.cycle
+    const loop: Effect.Effect<void, unknown> = Effect.suspend(() => {
+      const t0 = process.hrtime.bigint()
+      if (!recorder.begin(t0)) return Effect.void
+      const seq = recorder.request()
+      return Effect.zipRight(
+        cycle(() => {
+          recorder.grant(seq, t0)
+          return tick ? effectTick : Effect.void
+        }),
+        Effect.suspend(() => {
+          recorder.held--
+          return loop
+        })
+      )
+    })
+    loops.push(Effect.runPromise(Effect.forEach(range(job.n), () => loop, { concurrency: "unbounded", discard: true })))
+  } else {
+    const { acquire, release } = subject
+    const loop = async () => {
+      for (;;) {
+        const t0 = process.hrtime.bigint()
+        if (!recorder.begin(t0)) return
+        const seq = recorder.request()
+        const resource = await acquire()
+        recorder.grant(seq, t0)
+        if (tick) await promiseTick()
+        recorder.held--
+        release(resource)
+      }
+    }
+    for (let i = 0; i < job.n; i++) loops.push(loop())
+  }
+  await Promise.all(loops)
+  finish()
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// heap per parked waiter
+// ---------------------------------------------------------------------------------------------------------------
+
+const gc = (): void => {
+  const collect = (globalThis as { gc?: () => void }).gc
+  if (collect === undefined) throw new Error("run with --expose-gc")
+  collect()
+  collect()
+}
+
+const settle = async (ticks: number) => {
+  for (let i = 0; i < ticks; i++) await promiseTick()
+  await new Promise((r) => setTimeout(r, 20))
+}
+
+const heap = async (job: Extract<Job, { mode: "heap" }>): Promise<void> => {
+  const subject = await makeSubject(job.pool, 1)
+  const w = job.waiters
+  const holders: Array<unknown> = new Array(w).fill(null)
+  let started = 0
+  // one borrower takes the only resource and keeps it
+  if (subject.kind === "effect") {
+    holders[0] = Effect.runFork(subject.cycle(() => Effect.async<void>(() => {})))
+  } else {
+    holders[0] = await subject.acquire()
+  }
+  await settle(10)
+  gc()
+  const before = process.memoryUsage().heapUsed
+  if (subject.kind === "effect") {
+    const cycle = subject.cycle
+    const waiter = Effect.suspend(() => {
+      started++
+      return cycle(() => Effect.void)
+    })
+    for (let i = 0; i < w; i++) holders[i] = Effect.runFork(waiter)
+  } else {
+    const { acquire, release } = subject
+    const waiter = async () => {
+      started++
+      release(await acquire())
+    }
+    for (let i = 0; i < w; i++) holders[i] = waiter()
+  }
+  for (let i = 0; i < 10_000 && started < w; i++) await promiseTick()
+  await settle(20)
+  gc()
+  const after = process.memoryUsage().heapUsed
+  print({ pool: job.pool, waiters: w, started, bytesPerWaiter: (after - before) / w, kept: holders.length })
+  process.exit(0)
+}
+
+const job = JSON.parse(process.argv[2] ?? "{}") as Job
+const main = job.mode === "heap" ? heap(job) : throughput(job)
+main.catch((error) => {
+  console.error(error)
+  process.exit(1)
+})
