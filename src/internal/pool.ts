@@ -399,10 +399,11 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
   /** Hands a connection to a waiter; the waiter's fiber resumes on its own later step. */
   grant(waiter: Waiter<C>, item: Item<C>): void {
     this.unlink(waiter)
-    this.lend(item)
+    const now = this.now()
+    this.lend(item, now)
     waiter.state = GRANTED
     waiter.item = item
-    this.metrics.waitTime(this.now() - waiter.enqueuedAt)
+    this.metrics.waitTime(now - waiter.enqueuedAt)
     const effect = Effect.succeed(item)
     if (waiter.resume !== undefined) waiter.resume(effect)
     else waiter.early = effect
@@ -416,13 +417,13 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
     else waiter.early = effect
   }
 
-  lend(item: Item<C>): void {
+  lend(item: Item<C>, now: number): void {
     if (item.state === IDLE) this.lent++
     item.state = LENT
     item.borrowed = true
     item.token++
     item.uses++
-    item.lastUsedAt = this.now()
+    item.lastUsedAt = now
     this.checkouts++
   }
 
@@ -436,16 +437,36 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
    */
   acquire(restore: <A, E1, R>(effect: Effect.Effect<A, E1, R>) => Effect.Effect<A, E1, R>, attempt: number) {
     return Effect.suspend((): Effect.Effect<Item<C>, E | PoolError> => {
-      if (this.closed) return Effect.fail(new PoolClosedError({ pool: this.name }))
-      if (this.waiting === 0) {
-        const item = this.takeIdle()
-        if (item !== undefined) {
-          this.gauges()
-          return this.slowCheckout ? this.validate(item, restore, attempt) : Effect.succeed(item)
-        }
-      }
-      return this.park(restore, attempt)
+      const item = this.tryTake()
+      if (item !== undefined) return Effect.succeed(item)
+      return this.acquireSlow(restore, attempt)
     })
+  }
+
+  /**
+   * The fast path, synchronous: an idle connection when nobody waits and nothing needs checking. Callers run it
+   * inside their own step and fall back to `acquireSlow`.
+   */
+  tryTake(): Item<C> | undefined {
+    if (this.closed || this.waiting !== 0 || this.slowCheckout || this.idle.length === 0) return undefined
+    const item = this.takeIdle()
+    if (item !== undefined) this.gauges()
+    return item
+  }
+
+  acquireSlow(
+    restore: <A, E1, R>(effect: Effect.Effect<A, E1, R>) => Effect.Effect<A, E1, R>,
+    attempt: number
+  ): Effect.Effect<Item<C>, E | PoolError> {
+    if (this.closed) return Effect.fail(new PoolClosedError({ pool: this.name }))
+    if (this.waiting === 0) {
+      const item = this.takeIdle()
+      if (item !== undefined) {
+        this.gauges()
+        return this.slowCheckout ? this.validate(item, restore, attempt) : Effect.succeed(item)
+      }
+    }
+    return this.park(restore, attempt)
   }
 
   takeIdle(): Item<C> | undefined {
@@ -457,7 +478,7 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
         this.fork(this.closeItem(item, reason))
         continue
       }
-      this.lend(item)
+      this.lend(item, this.now())
       return item
     }
   }
@@ -483,17 +504,19 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
     // The waiter is queued while uninterruptible and the clean-up is installed outside `restore`, so an interruption
     // can only land once the clean-up is in place; it then decides, in one place, whether to leave the queue or to
     // give back a connection that was handed over at the same moment.
-    const wait = Effect.onInterrupt(
+    return Effect.matchCauseEffect(
       restore(Effect.async<Item<C>, E | PoolError>((resume) => {
         if (waiter.early !== undefined) return resume(waiter.early)
         waiter.resume = resume
       })),
-      () => this.cancel(waiter)
+      {
+        onFailure: (cause) => Effect.zipRight(this.cancel(waiter), Effect.failCause(cause)),
+        onSuccess: (item) => {
+          waiter.item = undefined
+          return this.slowCheckout ? this.validate(item, restore, attempt) : Effect.succeed(item)
+        }
+      }
     )
-    return Effect.flatMap(wait, (item) => {
-      waiter.item = undefined
-      return this.slowCheckout ? this.validate(item, restore, attempt) : Effect.succeed(item)
-    })
   }
 
   /** Runs when a waiting checkout is interrupted: leave the queue, or give back what was handed over meanwhile. */
@@ -559,7 +582,7 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
           this.closeItem(item, reason),
           attempt + 1 >= this.config.maxCheckoutAttempts ?
             Effect.fail(new PoolCheckoutRejectedError({ pool: this.name, attempts: attempt + 1, cause: failure })) :
-            this.acquire(restore, attempt + 1)
+            Effect.suspend(() => this.acquireSlow(restore, attempt + 1))
         )
       }
     })
@@ -595,6 +618,31 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
     if (!this.slowReturn) return this.offer(item)
     item.state = RETURNING
     return this.slowRelease(item, exit)
+  }
+
+  /**
+   * Runs the borrower's work on a lent connection and returns it however the work ends. One `matchCauseEffect`
+   * under the caller's mask: `onExit` would add a second mask and an `Exit` per cycle.
+   */
+  run<A, E2, R>(
+    item: Item<C>,
+    restore: <A1, E1, R1>(effect: Effect.Effect<A1, E1, R1>) => Effect.Effect<A1, E1, R1>,
+    f: (connection: C) => Effect.Effect<A, E2, R>
+  ): Effect.Effect<A, E2, R> {
+    const token = item.token
+    return Effect.matchCauseEffect(restore(f(item.connection)), {
+      onSuccess: (a) => {
+        const returned = this.release(item, token, this.slowReturn ? Exit.succeed(a) : Exit.void)
+        return returned === Effect.void ? Effect.succeed(a) : Effect.as(returned, a)
+      },
+      onFailure: (cause) => Effect.zipRight(this.release(item, token, Exit.failCause(cause)), Effect.failCause(cause))
+    })
+  }
+
+  /** Ties a lent connection to a scope: it is returned when the scope closes. */
+  attach(scope: Scope.Scope, item: Item<C>): Effect.Effect<C> {
+    const token = item.token
+    return Effect.as(Scope.addFinalizerExit(scope, (exit) => this.release(item, token, exit)), item.connection)
   }
 
   slowRelease(item: Item<C>, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
@@ -1144,9 +1192,11 @@ export const use: {
 ): Effect.Effect<A, E | E2 | PoolError, R> => {
   const pool = impl(self)
   return Effect.uninterruptibleMask((restore) =>
-    Effect.flatMap(pool.acquire(restore, 0), (item) => {
-      const token = item.token
-      return Effect.onExit(restore(f(item.connection)), (exit) => pool.release(item, token, exit))
+    Effect.suspend(() => {
+      const item = pool.tryTake()
+      return item !== undefined ?
+        pool.run(item, restore, f) :
+        Effect.flatMap(pool.acquireSlow(restore, 0), (item) => pool.run(item, restore, f))
     })
   )
 })
@@ -1155,13 +1205,13 @@ export const use: {
 export const get = <C, E>(self: PoolTypes.Pool<C, E>): Effect.Effect<C, E | PoolError, Scope.Scope> => {
   const pool = impl(self)
   return Effect.uninterruptibleMask((restore) =>
-    Effect.flatMap(pool.acquire(restore, 0), (item) => {
-      const token = item.token
-      return Effect.as(
-        Effect.addFinalizer((exit) => pool.release(item, token, exit)),
-        item.connection
-      )
-    })
+    Effect.flatMap(Effect.scope, (scope) =>
+      Effect.suspend(() => {
+        const item = pool.tryTake()
+        return item !== undefined ?
+          pool.attach(scope, item) :
+          Effect.flatMap(pool.acquireSlow(restore, 0), (item) => pool.attach(scope, item))
+      }))
   )
 }
 
