@@ -148,7 +148,7 @@ export class PoolExhaustedError extends Schema.TaggedError<PoolExhaustedError>("
    * @since 0.1.0
    */
   override get message(): string {
-    return `Pool "${this.pool}": ${this.maxWaiters} checkouts are already waiting (maxWaiters)`
+    return `Pool "${this.pool}": the waiter queue is full (maxWaiters: ${this.maxWaiters})`
   }
 }
 

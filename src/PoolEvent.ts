@@ -34,7 +34,8 @@ import type { ConnectionRejected, PoolStats } from "./PoolError.js"
  * - `disposed`: `Pool.dispose`
  * - `shutdown`: the pool's scope closed
  * - `expired`, `idle`, `maxUses`: lifetime policies
- * - `detached`: a detached connection closed by its owner
+ *
+ * A detached connection is no longer the pool's: its closing is the `CloseDetached` event, not a close.
  *
  * @since 0.1.0
  * @category models
@@ -50,7 +51,6 @@ export type CloseReason =
   | "expired"
   | "idle"
   | "maxUses"
-  | "detached"
 
 interface Base<Tag extends string> {
   readonly _tag: Tag

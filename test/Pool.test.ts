@@ -406,6 +406,18 @@ describe("Pool", () => {
         assert.include(error.message, "order")
       }))
 
+    it.effect("checks across fields even when another field is invalid", () =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(Effect.scoped(Pool.make({
+          acquire: Effect.succeed(1),
+          size: -1,
+          timeout: 0
+        })))
+        assert.strictEqual(error.problems.length, 2, error.message)
+        assert.include(error.message, "size")
+        assert.include(error.message, "timeout: must be more than 0")
+      }))
+
     it.effect("rejects min above size + maxOverflow instead of clamping it", () =>
       Effect.gen(function*() {
         const error = yield* Effect.flip(Effect.scoped(Pool.make({
@@ -627,7 +639,7 @@ describe("Pool", () => {
         const error = yield* Effect.flip(Pool.use(pool, () => Effect.void))
         assert.strictEqual(error._tag, "PoolCheckoutRejectedError")
         const stats = yield* Pool.stats(pool)
-        assert.deepStrictEqual([stats.open, stats.inUse, stats.closedBy.rejected], [0, 0, 2])
+        assert.deepStrictEqual([stats.open, stats.inUse, stats.closedBy.rejected, stats.checkouts], [0, 0, 2, 0])
       }))
 
     it.scoped("stops calling listeners when their scope closes", () =>
@@ -731,6 +743,17 @@ describe("Pool", () => {
         const stats = yield* Pool.stats(failing.pool)
         assert.deepStrictEqual([stats.open, stats.connectFailures], [0, 1])
         assert.strictEqual((yield* failing.db.stats).open, 0, "the half-set-up connection was closed")
+      }))
+
+    it.scoped("a transaction whose commit fails is rolled back, never pooled with the transaction open", () =>
+      Effect.gen(function*() {
+        const { db, pool } = yield* memoryPool()
+        const result = yield* Effect.either(
+          Pool.transaction(pool, (c) => Effect.zipRight(db.driver.query(c, "INSERT 1"), db.failNextQueries(1)))
+        )
+        assert.isTrue(Either.isLeft(result))
+        assert.strictEqual((yield* db.stats).inTransaction, 0)
+        assert.deepStrictEqual(yield* db.committed, [])
       }))
 
     it.scoped("transaction commits on success and rolls back on failure", () =>

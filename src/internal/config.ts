@@ -105,22 +105,48 @@ export const decode = (input: unknown): Either.Either<PoolConfig, PoolConfigErro
   if (!Predicate.isRecord(input)) {
     return Either.left(new PoolConfigError({ pool: name, problems: ["options: Expected an object"] }))
   }
-  const decoded = Schema.decodeUnknownEither(PoolConfig, { errors: "all", onExcessProperty: "ignore" })(
-    normalize(input)
-  )
-  const problems: Array<string> = []
-  if (Either.isLeft(decoded)) {
-    return Either.left(new PoolConfigError({ pool: name, problems: describe(decoded.left) }))
+  const normalized = normalize(input)
+  const decoded = Schema.decodeUnknownEither(PoolConfig, { errors: "all", onExcessProperty: "ignore" })(normalized)
+  if (Either.isRight(decoded)) {
+    const problems = crossCheck(decoded.right)
+    return problems.length > 0
+      ? Either.left(new PoolConfigError({ pool: name, problems }))
+      : Either.right(decoded.right)
   }
-  const config = decoded.right
+  // the fields that are fine on their own still take part in the checks across fields, so every problem is listed
+  const partial: Record<string, unknown> = {}
+  for (const key of Object.keys(normalized)) {
+    const one = Schema.decodeUnknownEither(PoolConfig.pipe(Schema.pick(key as keyof PoolConfigEncoded)))(
+      { [key]: normalized[key] }
+    )
+    if (Either.isRight(one)) partial[key] = (one.right as Record<string, unknown>)[key]
+  }
+  const defaults = Schema.decodeUnknownSync(PoolConfig)({})
+  const problems = [
+    ...describe(decoded.left),
+    ...crossCheck({ ...defaults, ...partial } as PoolConfig, new Set(Object.keys(partial)))
+  ]
+  return Either.left(new PoolConfigError({ pool: name, problems }))
+}
+
+/** Checks across fields; with `given`, only those involving at least one field the caller gave and that decoded. */
+const crossCheck = (config: PoolConfig, given?: ReadonlySet<string>): Array<string> => {
+  const involves = (...keys: Array<string>) => given === undefined || keys.some((k) => given.has(k))
+  const problems: Array<string> = []
   const max = maxOf(config)
-  if (max < 1) problems.push("size + maxOverflow: must allow at least one connection, got 0")
-  if (config.min > max) problems.push(`min: ${config.min} is more than size + maxOverflow (${max})`)
-  if (Duration.toMillis(config.timeout) === 0) {
+  if (max < 1 && involves("size", "maxOverflow")) {
+    problems.push("size + maxOverflow: must allow at least one connection, got 0")
+  }
+  if (config.min > max && involves("min", "size", "maxOverflow")) {
+    problems.push(`min: ${config.min} is more than size + maxOverflow (${max})`)
+  }
+  if (Duration.toMillis(config.timeout) === 0 && involves("timeout")) {
     problems.push("timeout: must be more than 0 (use \"Infinity\" to wait without limit)")
   }
-  if (Duration.toMillis(config.connectTimeout) === 0) problems.push("connectTimeout: must be more than 0")
-  return problems.length > 0 ? Either.left(new PoolConfigError({ pool: name, problems })) : Either.right(config)
+  if (Duration.toMillis(config.connectTimeout) === 0 && involves("connectTimeout")) {
+    problems.push("connectTimeout: must be more than 0")
+  }
+  return problems
 }
 
 /**

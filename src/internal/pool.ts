@@ -145,8 +145,7 @@ const closeReasons: ReadonlyArray<PoolEvent.CloseReason> = [
   "shutdown",
   "expired",
   "idle",
-  "maxUses",
-  "detached"
+  "maxUses"
 ]
 
 const asCloseReason = (reason: string): PoolEvent.CloseReason =>
@@ -578,6 +577,7 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
         const reason = rejection._tag === "Some" ? asCloseReason(rejection.value.reason) : "rejected"
         if (rejection._tag === "Some" && rejection.value.invalidateAll) this.bumpGeneration()
         const failure = rejection._tag === "Some" ? rejection.value : Cause.squash(cause)
+        this.checkouts--
         return Effect.zipRight(
           this.closeItem(item, reason),
           attempt + 1 >= this.config.maxCheckoutAttempts ?
@@ -646,12 +646,12 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
   }
 
   slowRelease(item: Item<C>, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
-    const checkin = this.emit({ _tag: "Checkin", pool: this.name, record: item, connection: item.connection })
+    const checkin = Effect.zipRight(
+      this.log("debug", "checkin", item),
+      this.emit({ _tag: "Checkin", pool: this.name, record: item, connection: item.connection })
+    )
     if (this.returnHooks.length === 0 || this.staleReason(item) !== undefined || this.closed) {
-      return Effect.zipRight(
-        Effect.zipRight(this.log("debug", "checkin", item), checkin),
-        Effect.suspend(() => this.offer(item))
-      )
+      return Effect.zipRight(checkin, Effect.suspend(() => this.offer(item)))
     }
     const context: Policy.ReturnContext<C, E> = { ...this.hookContext(item), exit }
     let reset: Effect.Effect<void, unknown> = Effect.void
@@ -671,7 +671,7 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
       onFailure: (cause) =>
         Effect.zipRight(
           Effect.zipRight(
-            Effect.logWarning("reset on return failed; closing the connection", cause).pipe(
+            Effect.logWarning("a return policy failed (reset or check); closing the connection", cause).pipe(
               Effect.annotateLogs({ pool: this.name, connection: item.id })
             ),
             checkin
@@ -782,19 +782,19 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
           invalidate: (cause) => this.unsafeInvalidate(item, cause, false)
         }
         let open: Effect.Effect<C, unknown> = Scope.extend(this.driver.connect(context), scope)
+        if (this.connectHooks.length > 0) {
+          open = Effect.tap(open, (connection) => {
+            item.connection = connection
+            const hookContext = this.hookContext(item)
+            return Effect.forEach(this.connectHooks, (policy) => policy.onConnect!(hookContext), { discard: true })
+          })
+        }
         if (Duration.isFinite(this.config.connectTimeout)) {
           const millis = Duration.toMillis(this.config.connectTimeout)
           open = Effect.timeoutFail(open, {
             duration: this.config.connectTimeout,
             onTimeout: () =>
               new PoolTimeoutError({ pool: this.name, phase: "connect", timeoutMillis: millis, stats: this.stats() })
-          })
-        }
-        if (this.connectHooks.length > 0) {
-          open = Effect.tap(open, (connection) => {
-            item.connection = connection
-            const hookContext = this.hookContext(item)
-            return Effect.forEach(this.connectHooks, (policy) => policy.onConnect!(hookContext), { discard: true })
           })
         }
         const traced = Effect.withSpan(restore(open), "db.client.connection.create", {
@@ -1392,18 +1392,27 @@ export const transaction: {
 ): Effect.Effect<A, E | E2 | PoolError, R> => {
   const pool = impl(self)
   const d = pool.driver
+  // ends whatever transaction is left open; a connection that cannot roll back is invalidated, never pooled
+  const rollback = (connection: C) =>
+    Effect.catchAllCause(d.rollback(connection), (cause) =>
+      Effect.zipRight(
+        Effect.logWarning("rollback failed; invalidating the connection", cause).pipe(
+          Effect.annotateLogs({ pool: pool.name })
+        ),
+        Effect.ignore(invalidate(self, connection, { cause: Cause.squash(cause) }))
+      ))
   return use(self, (connection) =>
     Effect.uninterruptibleMask((restore) =>
       Effect.zipRight(
         d.begin(connection),
-        Effect.onExit(restore(f(connection)), (exit) =>
-          Exit.isSuccess(exit) ?
-            Effect.void :
-            Effect.catchAllCause(d.rollback(connection), (cause) =>
-              Effect.zipRight(
-                Effect.logWarning("rollback failed; invalidating the connection", cause),
-                Effect.ignore(invalidate(self, connection, { cause: Cause.squash(cause) }))
-              )))
-      ).pipe(Effect.tap(() => d.commit(connection)))
+        Effect.matchCauseEffect(restore(f(connection)), {
+          onFailure: (cause) => Effect.zipRight(rollback(connection), Effect.failCause(cause)),
+          onSuccess: (a) =>
+            Effect.matchCauseEffect(d.commit(connection), {
+              onFailure: (cause) => Effect.zipRight(rollback(connection), Effect.failCause(cause)),
+              onSuccess: () => Effect.succeed(a)
+            })
+        })
+      )
     ))
 })
