@@ -1,30 +1,57 @@
 /**
- * The PostgreSQL benchmark: `npx tsx bench/pg.ts [--quick] [--json]`. Starts a throwaway PostgreSQL 15 cluster
- * (`test/utils/postgres.ts`) and compares, for `SELECT 1` and a primary-key select, N callers over M connections:
- * effect-reservoir with the `Pg` driver, `pg.Pool`, Effect's `Pool` over `pg.Client`s, and the ceilings (M callers
- * each on its own `pg.Client`, no pool: plain, and wrapped in Effect). Subjects run one after another in one
- * process, round-robin, rotated each round; medians across rounds.
+ * The PostgreSQL benchmark: `npx tsx bench/pg.ts [--quick] [--json] [--docs] [--rounds N] [--subjects a,b]`.
+ *
+ * Starts a throwaway PostgreSQL 15 cluster (`test/utils/postgres.ts`) and compares, for `SELECT 1` and a primary-key
+ * select on a table it creates, N callers over M connections (8/8, 64/8, 256/8): effect-reservoir with the `Pg`
+ * driver, `pg.Pool`, Effect's own `Pool` over `pg.Client`s, and two no-pool ceilings (plain and wrapped in Effect).
+ * A diagnostic subject runs our `Pg` driver on bare connections (no pool) to tell driver cost from pool cost.
+ *
+ * Every subject runs all N callers. The ceilings have no pool: M `pg.Client`s, caller i bound to client i mod M for
+ * the whole run, its queries serialised on that client in arrival order. At N = M that is one client per caller, the
+ * issue's "direct pg.Client per caller"; at N > M it is N/M callers sharing one client serially, the best case a pool
+ * could reach (no checkout, no hand-off, perfectly balanced static assignment).
+ *
+ * Subjects run one after another in one process, round-robin, rotated each round; medians across rounds. Each
+ * measurement has a deadline: a subject that hangs is reported (with the pool's stats when it is ours) and the process
+ * exits, which stops the cluster (the harness's exit hook). SIGINT / SIGTERM exit the same way.
  */
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as EPool from "effect/Pool"
 import * as Scope from "effect/Scope"
 import * as fs from "node:fs"
+import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import pg from "pg"
+import type { ConnectionRecord } from "../src/ConnectionRecord.js"
 import * as Pg from "../src/Driver/Pg.js"
 import * as RPool from "../src/Pool.js"
 import * as Postgres from "../test/utils/postgres.js"
+import { pgSectionMarkers } from "./report.js"
 
 const here = path.dirname(fileURLToPath(import.meta.url))
+const root = path.resolve(here, "..")
 const argv = process.argv.slice(2)
-const quick = argv.includes("--quick")
-const json = argv.includes("--json")
-const rounds = quick ? 1 : 3
+const flag = (name: string) => argv.includes(name)
+const option = (name: string): string | undefined => {
+  const i = argv.indexOf(name)
+  return i >= 0 ? argv[i + 1] : undefined
+}
+const quick = flag("--quick")
+const json = flag("--json")
+const writeDocs = flag("--docs")
+const rounds = Number(option("--rounds") ?? (quick ? 1 : 3))
 const warmupMs = quick ? 200 : 500
-const measureMs = quick ? 1000 : 3000
+const measureMs = Number(option("--measure") ?? (quick ? 1000 : 3000))
+/** Warm-up of every subject once, before the first measurement, so JIT tiers do not favour whoever runs last. */
+const firstWarmupMs = quick ? 400 : 1000
+/** A measurement that has not finished this long after its window closed is a hang. */
+const hangMs = 20_000
 const say = (line: string) => (json ? process.stderr : process.stdout).write(line + "\n")
+
+process.once("SIGINT", () => process.exit(130))
+process.once("SIGTERM", () => process.exit(143))
 
 const scenarios = [{ n: 8, m: 8 }, { n: 64, m: 8 }, { n: 256, m: 8 }]
 const queries = [
@@ -35,14 +62,19 @@ const queries = [
     params: () => [1 + Math.floor(Math.random() * 1000)] as Array<unknown>
   }
 ]
-const subjects = [
+const allSubjects = [
   "effect-reservoir+pg",
   "pg.Pool",
   "effect/Pool+pg",
   "ceiling/pg.Client",
-  "ceiling/effect+pg.Client"
+  "ceiling/effect+pg.Client",
+  "diag/Pg driver, no pool"
 ] as const
-type SubjectName = typeof subjects[number]
+type SubjectName = typeof allSubjects[number]
+const chosen = option("--subjects")?.split(",")
+const subjects = chosen === undefined ? [...allSubjects] : allSubjects.filter((s) => chosen.includes(s))
+/** The diagnostic runs where it needs no queue of its own: one caller per connection. */
+const applies = (subject: SubjectName, n: number, m: number) => subject !== "diag/Pg driver, no pool" || n === m
 
 interface Result {
   readonly subject: string
@@ -53,65 +85,160 @@ interface Result {
   readonly p50Us: number
   readonly p99Us: number
   readonly maxUs: number
+  /** Client CPU (user + system of this process) per query, µs: the driver's and pool's cost, not the server's. */
+  readonly cpuUsPerQuery: number
 }
 
-/** N callers in a loop until the window closes; latencies are per query, request to result. */
+/**
+ * A subject: `caller` is the caller's index (0..N-1), for the ceilings' static assignment. Exactly one of `once`
+ * (promise subjects, N async loops) and `effect` (Effect subjects, N fibers) is set.
+ */
 interface Runner {
-  /** For promise subjects. */
-  readonly once?: (sql: string, params: Array<unknown>) => Promise<unknown>
-  /** For Effect subjects. */
-  readonly effect?: (sql: string, params: Array<unknown>) => Effect.Effect<unknown, unknown>
-  /** How many callers it runs (the ceilings run one per connection). */
-  readonly callers: (n: number, m: number) => number
+  readonly once?: (caller: number, sql: string, params: Array<unknown>) => Promise<unknown>
+  readonly effect?: (caller: number, sql: string, params: Array<unknown>) => Effect.Effect<unknown, unknown>
+  /** Something to show when the measurement hangs. */
+  readonly state?: () => Promise<string>
   readonly close: () => Promise<void>
 }
 
-const measure = async (runner: Runner, n: number, m: number, query: typeof queries[number]) => {
-  const callers = runner.callers(n, m)
+/**
+ * One `pg.Client` serialised for the callers bound to it: a query runs at once when the client is free, else waits
+ * its turn in arrival order (what `pg.Client` does internally, without its deprecated concurrent `query` path).
+ */
+class Lane {
+  private busy = false
+  private readonly waiting: Array<() => void> = []
+  constructor(readonly client: pg.Client) {}
+  private readonly next = () => {
+    const resume = this.waiting.shift()
+    if (resume === undefined) this.busy = false
+    else resume()
+  }
+  query(sql: string, params: Array<unknown>): Promise<unknown> {
+    if (!this.busy) {
+      this.busy = true
+      return this.run(sql, params)
+    }
+    return new Promise<void>((resume) => this.waiting.push(resume)).then(() => this.run(sql, params))
+  }
+  private run(sql: string, params: Array<unknown>): Promise<unknown> {
+    const query = params.length === 0 ? this.client.query(sql) : this.client.query(sql, params)
+    query.then(this.next, this.next)
+    return query
+  }
+}
+
+/**
+ * N callers loop until the window closes. qps counts queries that completed inside the window; latency (request to
+ * result) is recorded for every query that overlaps it (completed after it opened, started before it closed), so a
+ * caller starved across the whole window still shows up in p99 / max with its full wait.
+ */
+const measure = async (
+  runner: Runner,
+  n: number,
+  query: typeof queries[number],
+  window: { readonly warmupMs: number; readonly measureMs: number }
+) => {
   const latencies: Array<number> = []
   const start = performance.now()
-  const open = start + warmupMs
-  const end = open + measureMs
+  const open = start + window.warmupMs
+  const end = open + window.measureMs
   let count = 0
+  let cpu0: NodeJS.CpuUsage | undefined
+  let cpuCount0 = 0
+  let cpu: NodeJS.CpuUsage | undefined
+  let cpuCount = 0
   const record = (t0: number) => {
     const t1 = performance.now()
-    if (t0 >= open && t1 <= end) {
-      count++
-      latencies.push((t1 - t0) * 1000)
+    if (cpu0 === undefined && t1 >= open) {
+      cpu0 = process.cpuUsage()
+      cpuCount0 = count
     }
+    if (t1 >= open && t1 <= end) count++
+    if (cpu === undefined && t1 > end) {
+      cpu = process.cpuUsage(cpu0)
+      cpuCount = count - cpuCount0
+    }
+    if (t1 >= open && t0 < end) latencies.push((t1 - t0) * 1000)
   }
   if (runner.once !== undefined) {
     const once = runner.once
-    const loop = async () => {
+    const loop = async (caller: number) => {
       while (performance.now() < end) {
         const t0 = performance.now()
-        await once(query.sql, query.params())
+        await once(caller, query.sql, query.params())
         record(t0)
       }
     }
-    await Promise.all(Array.from({ length: callers }, loop))
+    await Promise.all(Array.from({ length: n }, (_, i) => loop(i)))
   } else {
     const run = runner.effect!
-    const loop: Effect.Effect<void, unknown> = Effect.suspend(() => {
-      if (performance.now() >= end) return Effect.void
-      const t0 = performance.now()
-      return Effect.zipRight(Effect.tap(run(query.sql, query.params()), () => record(t0)), loop)
-    })
-    await Effect.runPromise(Effect.forEach(Array.from({ length: callers }), () => loop, {
+    const loop = (caller: number): Effect.Effect<void, unknown> =>
+      Effect.suspend(() => {
+        if (performance.now() >= end) return Effect.void
+        const t0 = performance.now()
+        return Effect.zipRight(Effect.tap(run(caller, query.sql, query.params()), () => record(t0)), loop(caller))
+      })
+    await Effect.runPromise(Effect.forEach(Array.from({ length: n }, (_, i) => i), loop, {
       concurrency: "unbounded",
       discard: true
     }))
   }
+  if (cpu === undefined) {
+    cpu = process.cpuUsage(cpu0)
+    cpuCount = count - cpuCount0
+  }
   latencies.sort((a, b) => a - b)
-  const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? 0
-  return { qps: count / (measureMs / 1000), p50Us: q(0.5), p99Us: q(0.99), maxUs: latencies.at(-1) ?? 0 }
+  const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? NaN
+  return {
+    qps: count / (window.measureMs / 1000),
+    p50Us: q(0.5),
+    p99Us: q(0.99),
+    maxUs: latencies.at(-1) ?? NaN,
+    cpuUsPerQuery: cpuCount > 0 ? (cpu.user + cpu.system) / cpuCount : NaN
+  }
 }
 
+const connectClients = async (config: pg.ClientConfig, m: number): Promise<Array<pg.Client>> => {
+  const clients: Array<pg.Client> = []
+  try {
+    for (let i = 0; i < m; i++) {
+      const client = new pg.Client(config)
+      client.on("error", () => undefined)
+      clients.push(client)
+      await client.connect()
+    }
+    return clients
+  } catch (error) {
+    await Promise.all(clients.map((c) => c.end().catch(() => undefined)))
+    throw error
+  }
+}
+
+const bareRecord = (id: number): ConnectionRecord => ({
+  id,
+  pool: "bench-pg-driver",
+  createdAt: 0,
+  lastUsedAt: 0,
+  lastValidatedAt: 0,
+  uses: 0,
+  generation: 0,
+  labels: {},
+  properties: new Map()
+})
+
 const makeRunner = async (name: SubjectName, server: Postgres.PostgresServer, m: number): Promise<Runner> => {
-  const clientConfig = { host: server.host, port: server.port, user: server.user, database: server.database }
-  const all = (n: number) => n
+  const clientConfig: pg.ClientConfig = {
+    host: server.host,
+    port: server.port,
+    user: server.user,
+    database: server.database,
+    application_name: "bench-pg"
+  }
   switch (name) {
     case "effect-reservoir+pg": {
+      // defaults kept: fair FIFO waiter queue, interruption-safe checkout, metrics; no policies (SELECT 1 and the pk
+      // select run in autocommit, so there is no transaction for resetOnReturn to roll back)
       const driver = Pg.driver({ ...server.options, applicationName: "bench-reservoir" })
       const scope = Effect.runSync(Scope.make())
       const pool = await Effect.runPromise(Scope.extend(
@@ -122,112 +249,285 @@ const makeRunner = async (name: SubjectName, server: Postgres.PostgresServer, m:
         await new Promise((r) => setTimeout(r, 10))
       }
       return {
-        effect: (sql, params) => RPool.use(pool, (c) => driver.query(c, sql, params)),
-        callers: all,
+        effect: (_caller, sql, params) => RPool.use(pool, (c) => driver.query(c, sql, params)),
+        state: () => Effect.runPromise(RPool.status(pool)),
         close: () => Effect.runPromise(Scope.close(scope, Exit.void))
       }
     }
     case "pg.Pool": {
       const pool = new pg.Pool({ ...clientConfig, max: m, min: m })
+      pool.on("error", () => undefined)
       await Promise.all(Array.from({ length: m }, () => pool.query("SELECT 1")))
-      return { once: (sql, params) => pool.query(sql, params), callers: all, close: () => pool.end() }
+      return {
+        once: (_caller, sql, params) => params.length === 0 ? pool.query(sql) : pool.query(sql, params),
+        state: async () => `total ${pool.totalCount}, idle ${pool.idleCount}, waiting ${pool.waitingCount}`,
+        close: () => pool.end()
+      }
     }
     case "effect/Pool+pg": {
       const scope = Effect.runSync(Scope.make())
       const acquire = Effect.acquireRelease(
-        Effect.tryPromise(async () => {
-          const client = new pg.Client(clientConfig)
-          await client.connect()
-          return client
-        }),
-        (client) => Effect.promise(() => client.end())
+        Effect.tryPromise(() => connectClients(clientConfig, 1).then((clients) => clients[0])),
+        (client) => Effect.promise(() => client.end().catch(() => undefined))
       )
       const pool = await Effect.runPromise(Scope.extend(EPool.make({ acquire, size: m }), scope))
+      // warm: every connection open before the window
+      await Effect.runPromise(Effect.scoped(Effect.forEach(Array.from({ length: m }), () => EPool.get(pool), {
+        concurrency: "unbounded",
+        discard: true
+      })))
       return {
-        effect: (sql, params) =>
+        effect: (_caller, sql, params) =>
           Effect.scoped(
-            Effect.flatMap(EPool.get(pool), (client) => Effect.tryPromise(() => client.query(sql, params)))
+            Effect.flatMap(
+              EPool.get(pool),
+              (client) => Effect.tryPromise(() => params.length === 0 ? client.query(sql) : client.query(sql, params))
+            )
           ),
-        callers: all,
         close: () => Effect.runPromise(Scope.close(scope, Exit.void))
       }
     }
     case "ceiling/pg.Client":
     case "ceiling/effect+pg.Client": {
-      const clients = await Promise.all(Array.from({ length: m }, async () => {
-        const client = new pg.Client(clientConfig)
-        await client.connect()
-        return client
-      }))
-      let next = 0
-      // every caller takes its own client: one caller per connection
-      const take = () => clients[next++ % clients.length]
-      const close = () => Promise.all(clients.map((c) => c.end())).then(() => {})
+      const clients = await connectClients(clientConfig, m)
+      const lanes = clients.map((client) => new Lane(client))
+      const close = () => Promise.all(clients.map((c) => c.end().catch(() => undefined))).then(() => undefined)
       if (name === "ceiling/pg.Client") {
-        const owned = new Map<number, pg.Client>()
-        let callerId = 0
-        return {
-          once: (sql, params) => {
-            const id = callerId++ % m
-            let client = owned.get(id)
-            if (client === undefined) owned.set(id, client = take())
-            return client.query(sql, params)
-          },
-          callers: (_n, mm) => mm,
-          close
-        }
+        return { once: (caller, sql, params) => lanes[caller % m].query(sql, params), close }
       }
-      let callerId = 0
       return {
-        effect: (sql, params) => {
-          const client = clients[callerId++ % m]
-          return Effect.tryPromise(() => client.query(sql, params))
+        effect: (caller, sql, params) => {
+          const lane = lanes[caller % m]
+          return Effect.tryPromise(() => lane.query(sql, params))
         },
-        callers: (_n, mm) => mm,
         close
       }
     }
+    case "diag/Pg driver, no pool": {
+      const driver = Pg.driver({ ...server.options, applicationName: "bench-pg-driver" })
+      const scope = Effect.runSync(Scope.make())
+      const connections = await Effect.runPromise(Scope.extend(
+        Effect.forEach(
+          Array.from({ length: m }, (_, i) => i),
+          (i) => driver.connect({ record: bareRecord(i), poolName: "bench-pg-driver", invalidate: () => undefined })
+        ),
+        scope
+      ))
+      return {
+        effect: (caller, sql, params) => driver.query(connections[caller % m], sql, params),
+        close: () => Effect.runPromise(Scope.close(scope, Exit.void))
+      }
+    }
+  }
+}
+
+const withDeadline = <A>(label: string, ms: number, promise: Promise<A>, state?: () => Promise<string>) => {
+  let timer: NodeJS.Timeout | undefined
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(async () => {
+      const detail = state === undefined ? "" : await state().then((s) => ` (${s})`, () => "")
+      reject(new Error(`${label} did not finish within ${ms} ms${detail}`))
+    }, ms)
+  })
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer))
+}
+
+/** Sets up a subject, measures it and closes it, each step under a deadline. */
+const runOnce = async (
+  subject: SubjectName,
+  server: Postgres.PostgresServer,
+  s: { readonly n: number; readonly m: number },
+  query: typeof queries[number],
+  window: { readonly warmupMs: number; readonly measureMs: number }
+) => {
+  const label = `${subject} ${s.n}/${s.m} ${query.name}`
+  const runner = await withDeadline(`${label}: setup`, hangMs, makeRunner(subject, server, s.m))
+  try {
+    return await withDeadline(
+      `${label}: measurement`,
+      window.warmupMs + window.measureMs + hangMs,
+      measure(runner, s.n, query, window),
+      runner.state
+    )
+  } finally {
+    await withDeadline(`${label}: close`, hangMs, runner.close())
   }
 }
 
 const median = (xs: ReadonlyArray<number>) => {
-  const s = [...xs].sort((a, b) => a - b)
+  const s = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b)
   return s.length === 0 ? NaN : s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
 }
 
+const fmt = (x: number) => Number.isFinite(x) ? x.toLocaleString("en-US", { maximumFractionDigits: 0 }) : "—"
+
+const versionOf = (name: string) => {
+  try {
+    return (JSON.parse(fs.readFileSync(path.join(root, "node_modules", name, "package.json"), "utf8")) as {
+      version: string
+    }).version
+  } catch {
+    return "?"
+  }
+}
+
 const main = Effect.gen(function*() {
+  const startedAt = Date.now()
   const server = yield* Postgres.make
   yield* server.query("CREATE TABLE bench_kv (id int PRIMARY KEY, v text NOT NULL)")
   yield* server.query("INSERT INTO bench_kv SELECT i, md5(i::text) FROM generate_series(1, 1000) AS i")
-  say(`PostgreSQL at ${server.host}:${server.port}`)
-  const runs = new Map<string, Array<Result>>()
-  for (let round = 0; round < rounds; round++) {
-    for (const s of scenarios) {
-      for (const query of queries) {
-        const order = subjects.map((_, i) => subjects[(i + round) % subjects.length])
-        for (const subject of order) {
-          say(`  ${subject} ${s.n}/${s.m} ${query.name}`)
-          const result = yield* Effect.promise(async () => {
-            const runner = await makeRunner(subject, server, s.m)
-            try {
-              return await measure(runner, s.n, s.m, query)
-            } finally {
-              await runner.close()
-            }
-          })
-          const key = `${subject}|${query.name}|${s.n}|${s.m}`
-          runs.set(key, [...(runs.get(key) ?? []), { subject, query: query.name, n: s.n, m: s.m, ...result }])
+  yield* server.query("ANALYZE bench_kv")
+  const serverVersion = String((yield* server.query("SHOW server_version"))[0]?.["server_version"] ?? "?")
+  say(`PostgreSQL ${serverVersion} at ${server.host}:${server.port}`)
+  const loadBefore = os.loadavg()[0]
+  return yield* Effect.promise(async () => {
+    say(`warm-up: every subject at 8/8 SELECT 1 for ${firstWarmupMs} ms`)
+    for (const subject of subjects) {
+      await runOnce(subject, server, scenarios[0], queries[0], { warmupMs: 0, measureMs: firstWarmupMs })
+    }
+    const runs = new Map<string, Array<Result>>()
+    for (let round = 0; round < rounds; round++) {
+      for (const s of scenarios) {
+        for (const query of queries) {
+          const order = subjects.map((_, i) => subjects[(i + round) % subjects.length])
+          for (const subject of order) {
+            if (!applies(subject, s.n, s.m)) continue
+            const result = await runOnce(subject, server, s, query, { warmupMs, measureMs })
+            say(`  ${subject} ${s.n}/${s.m} ${query.name}: ${fmt(result.qps)} qps`)
+            const key = `${subject}|${query.name}|${s.n}|${s.m}`
+            runs.set(key, [...(runs.get(key) ?? []), { subject, query: query.name, n: s.n, m: s.m, ...result }])
+          }
         }
-        say(`round ${round + 1}/${rounds} ${s.n}/${s.m} ${query.name} done`)
+      }
+      say(`round ${round + 1}/${rounds} done`)
+    }
+    return {
+      runs,
+      meta: {
+        date: new Date(startedAt).toISOString(),
+        cpu: os.cpus()[0]?.model.trim() ?? "?",
+        cores: os.cpus().length,
+        node: process.version,
+        platform: `${os.platform()} ${os.release()}`,
+        loadavg: [loadBefore, os.loadavg()[0]],
+        postgres: serverVersion,
+        versions: { effect: versionOf("effect"), pg: versionOf("pg"), "pg-pool": versionOf("pg-pool") },
+        rounds,
+        warmupMs,
+        measureMs,
+        quick,
+        elapsedSeconds: (Date.now() - startedAt) / 1000
       }
     }
-  }
-  return runs
+  })
 })
 
-const fmt = (x: number) => Number.isFinite(x) ? x.toLocaleString("en-US", { maximumFractionDigits: 0 }) : "—"
+interface Target {
+  readonly ok: boolean | undefined
+  readonly line: string
+}
 
-Effect.runPromise(Effect.scoped(main)).then((runs) => {
+const checkTargets = (results: ReadonlyArray<Result>): Array<Target> => {
+  const find = (subject: string, query: string, n: number) =>
+    results.find((r) => r.subject === subject && r.query === query && r.n === n)
+  const targets: Array<Target> = []
+  for (const s of scenarios) {
+    const ours = find("effect-reservoir+pg", "SELECT 1", s.n)
+    if (ours === undefined) continue
+    const ceiling = find("ceiling/effect+pg.Client", "SELECT 1", s.n)
+    const theirs = find("effect/Pool+pg", "SELECT 1", s.n)
+    const pgPool = find("pg.Pool", "SELECT 1", s.n)
+    const need = s.n === s.m ? 0.95 : 0.9
+    if (ceiling !== undefined) {
+      const a = ours.qps / ceiling.qps
+      targets.push({
+        ok: a >= need,
+        line: `${s.n}/${s.m} SELECT 1 ≥ ${need}× the Effect direct-client ceiling: ${fmt(ours.qps)} / ${
+          fmt(ceiling.qps)
+        } qps = ${a.toFixed(2)}×`
+      })
+    }
+    if (theirs !== undefined) {
+      const b = ours.qps / theirs.qps
+      targets.push({
+        ok: b >= 1.5,
+        line: `${s.n}/${s.m} SELECT 1 ≥ 1.5× effect/Pool: ${fmt(ours.qps)} / ${fmt(theirs.qps)} qps = ${b.toFixed(2)}×`
+      })
+    }
+    if (pgPool !== undefined) {
+      const c = ours.qps / pgPool.qps
+      targets.push({
+        ok: c >= 1 ? true : undefined,
+        line: `${s.n}/${s.m} SELECT 1 vs pg.Pool (aim, not a target): ${fmt(ours.qps)} / ${fmt(pgPool.qps)} qps = ${
+          c.toFixed(2)
+        }×`
+      })
+    }
+  }
+  return targets
+}
+
+const pgSectionStart = pgSectionMarkers.start
+const pgSectionEnd = pgSectionMarkers.end
+
+/** Replaces (or appends) the PostgreSQL section of `docs/benchmarks.md`, leaving the rest of the page alone. */
+const updateDocs = (section: string) => {
+  const file = path.join(root, "docs", "benchmarks.md")
+  const page = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "# Benchmarks\n"
+  const block = `${pgSectionStart}\n${section.trim()}\n${pgSectionEnd}`
+  const i = page.indexOf(pgSectionStart)
+  const j = page.indexOf(pgSectionEnd)
+  const next = i >= 0 && j > i ?
+    page.slice(0, i) + block + page.slice(j + pgSectionEnd.length) :
+    page.trimEnd() + "\n\n" + block + "\n"
+  fs.writeFileSync(file, next)
+}
+
+/** The PostgreSQL section of `docs/benchmarks.md`: method, then the run. */
+const pgDocs = (runMarkdown: string) =>
+  `## PostgreSQL (\`npm run bench:pg\`)
+
+Real round trips to a throwaway PostgreSQL 15 cluster started by the test harness (\`test/utils/postgres.ts\`:
+\`initdb\` into a temporary directory, \`fsync=off\`, loopback TCP, stopped and removed when the run ends, also when it
+fails or is interrupted). \`--quick\` takes about a minute (1 round of 1 s per subject); the default is 3 rounds of 3 s.
+
+- **Queries**: \`SELECT 1\`, and \`SELECT v FROM bench_kv WHERE id = $1\` on a 1,000-row table with a primary key,
+  random id per query (parameterised, so it goes through the extended protocol).
+- **Subjects**, each with M connections opened before the window:
+  - \`effect-reservoir+pg\`: \`Pool.use(pool, (c) => driver.query(c, sql, params))\` with the \`Pg\` driver,
+    \`Pool.make({ driver, size: M, maxOverflow: 0, min: M })\`. Defaults on: the fair FIFO waiter queue,
+    interruption-safe checkout (and the driver's interrupt handling per query), metrics. No policies: both queries run
+    in autocommit, so \`Policy.resetOnReturn("rollback")\` would have nothing to roll back, and it is off.
+  - \`pg.Pool\`: \`new pg.Pool({ max: M, min: M })\`, \`pool.query(sql, params)\`.
+  - \`effect/Pool+pg\`: Effect's \`Pool.make({ acquire, size: M })\` over \`pg.Client\`s,
+    \`Effect.scoped(Effect.flatMap(Pool.get(pool), (c) => Effect.tryPromise(() => c.query(sql, params))))\`.
+  - \`ceiling/pg.Client\` and \`ceiling/effect+pg.Client\`: **no pool**. M \`pg.Client\`s; caller i is bound to client
+    i mod M for the whole run and its queries are serialised on that client in arrival order. At 8/8 that is exactly
+    one direct client per caller. At 64/8 and 256/8 a client per caller would need N connections, which is not the
+    comparison the targets mean; so the ceiling is M clients each shared serially by N/M callers: the best case a
+    pool of M could reach (no checkout, no hand-off, a perfectly balanced static assignment). The Effect ceiling is
+    the same with each query wrapped in \`Effect.tryPromise\` and the callers as fibers.
+  - \`diag/Pg driver, no pool\` (8/8 only): our \`Pg\` driver's \`query\` on M bare driver connections, one per
+    caller, no pool. Diagnostic: it separates the driver's cost from the pool's.
+- **Callers**: N loops of \`query → await result\`, as one \`Effect.forEach\` of N fibers (Effect subjects) or N
+  \`async\` loops (promise subjects).
+- **Metrics**: qps counts queries completed inside the window. Latency is request to result for every query that
+  overlaps the window (finished after it opened, started before it closed), so a caller starved across the whole
+  window still counts in p99 and max with its full wait. Client CPU is this process's user + system CPU over the window per query (the server's CPU is not in it; on a
+  2-core machine it competes with the client for the same cores, which is why client CPU moves qps).
+- **Order and drift**: every subject is warmed up once before the first measurement; then, per scenario and query,
+  the subjects run one after another, rotated each round, in one process; medians across rounds.
+- **Targets** (SELECT 1, ratios from the same run): ≥ 0.95× the Effect ceiling at 8/8, ≥ 0.9× at 64/8 and 256/8;
+  ≥ 1.5× Effect's Pool; pg.Pool is the aim, reported, not a target.
+
+${
+    runMarkdown.replace(/^## PostgreSQL run/m, "### Latest PostgreSQL run").replace(
+      /^### PostgreSQL targets/m,
+      "#### Targets"
+    )
+  }`
+
+Effect.runPromise(Effect.scoped(main)).then(({ meta, runs }) => {
   const results: Array<Result> = []
   for (const list of runs.values()) {
     const med = (f: (r: Result) => number) => median(list.map(f))
@@ -236,48 +536,64 @@ Effect.runPromise(Effect.scoped(main)).then((runs) => {
       qps: med((r) => r.qps),
       p50Us: med((r) => r.p50Us),
       p99Us: med((r) => r.p99Us),
-      maxUs: med((r) => r.maxUs)
+      maxUs: med((r) => r.maxUs),
+      cpuUsPerQuery: med((r) => r.cpuUsPerQuery)
     })
   }
-  const find = (subject: string, query: string, n: number) =>
-    results.find((r) => r.subject === subject && r.query === query && r.n === n)
-  const lines = [
-    "| N/M | query | subject | qps | p50 µs | p99 µs | max µs |",
-    "| --- | --- | --- | ---: | ---: | ---: | ---: |",
+  const order = (r: Result) =>
+    scenarios.findIndex((s) => s.n === r.n) * 100 + queries.findIndex((q) => q.name === r.query) * 10 +
+    allSubjects.indexOf(r.subject as SubjectName)
+  results.sort((a, b) => order(a) - order(b))
+  const targets = checkTargets(results)
+  const table = [
+    "| N/M | query | subject | qps | p50 µs | p99 µs | max µs | client CPU µs/query |",
+    "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ...results.map((r) =>
       `| ${r.n}/${r.m} | ${r.query} | ${r.subject} | ${fmt(r.qps)} | ${fmt(r.p50Us)} | ${fmt(r.p99Us)} | ${
         fmt(r.maxUs)
-      } |`
+      } | ${fmt(r.cpuUsPerQuery)} |`
     )
-  ]
-  const targets: Array<string> = []
-  for (const s of scenarios) {
-    const ours = find("effect-reservoir+pg", "SELECT 1", s.n)
-    const ceiling = find("ceiling/effect+pg.Client", "SELECT 1", s.n)
-    const theirs = find("effect/Pool+pg", "SELECT 1", s.n)
-    const pgPool = find("pg.Pool", "SELECT 1", s.n)
-    if (ours === undefined || ceiling === undefined || theirs === undefined || pgPool === undefined) continue
-    const need = s.n === s.m ? 0.95 : 0.9
-    const a = ours.qps / ceiling.qps
-    const b = ours.qps / theirs.qps
-    targets.push(
-      `- ${a >= need ? "PASS" : "MISS"} ${s.n}/${s.m} SELECT 1 ≥ ${need}× Effect direct-client ceiling: ` +
-        `${fmt(ours.qps)} / ${fmt(ceiling.qps)} = ${a.toFixed(2)}×`,
-      `- ${b >= 1.5 ? "PASS" : "MISS"} ${s.n}/${s.m} SELECT 1 ≥ 1.5× effect/Pool: ${fmt(ours.qps)} / ${
-        fmt(theirs.qps)
-      } = ${b.toFixed(2)}×`,
-      `- info ${s.n}/${s.m} SELECT 1 vs pg.Pool: ${(ours.qps / pgPool.qps).toFixed(2)}×`
-    )
-  }
-  const markdown = lines.join("\n") + "\n\n### Targets\n\n" + targets.join("\n") + "\n"
+  ].join("\n")
+  const targetLines = targets.map((t) => `- ${t.ok === true ? "PASS" : t.ok === false ? "MISS" : "info"} ${t.line}`)
+  const machine = `${meta.cpu}, ${meta.cores} cores (shared, noisy; load average ${
+    meta.loadavg.map((l) => l.toFixed(1)).join(" → ")
+  } during the run), Node ${meta.node}, ${meta.platform}; PostgreSQL ${meta.postgres} on the same machine over ` +
+    `loopback TCP (fsync off); ${
+      Object.entries(meta.versions).map(([k, v]) => `${k} ${v}`).join(", ")
+    }; ` +
+    `${meta.rounds} round(s), warm-up ${meta.warmupMs} ms, measured ${meta.measureMs} ms per subject${
+      meta.quick ? " (--quick)" : ""
+    }, medians across rounds.`
+  const markdown = [
+    `## PostgreSQL run ${meta.date}`,
+    "",
+    machine,
+    "",
+    table,
+    "",
+    "### PostgreSQL targets (SELECT 1)",
+    "",
+    ...targetLines,
+    ""
+  ].join("\n")
+  say("")
   say(markdown)
   const dir = path.join(here, "results")
   fs.mkdirSync(dir, { recursive: true })
-  const stamp = new Date().toISOString().replace(/[:.]/g, "-")
-  fs.writeFileSync(path.join(dir, `pg-${stamp}.json`), JSON.stringify({ results, targets }, null, 2))
+  const stamp = meta.date.replace(/[:.]/g, "-")
+  const output = { meta, results, targets: targetLines }
+  fs.writeFileSync(path.join(dir, `pg-${stamp}.json`), JSON.stringify(output, null, 2))
   fs.writeFileSync(path.join(dir, `pg-${stamp}.md`), markdown)
-  if (json) process.stdout.write(JSON.stringify({ results, targets }) + "\n")
+  say(`results: bench/results/pg-${stamp}.{json,md} (${meta.elapsedSeconds.toFixed(1)} s)`)
+  if (writeDocs) {
+    updateDocs(pgDocs(markdown))
+    say("wrote the PostgreSQL section of docs/benchmarks.md")
+  }
+  if (json) process.stdout.write(JSON.stringify(output) + "\n")
+  // the cluster is stopped by now (its scope closed); exit even if a client left a handle open
+  process.exit(0)
 }).catch((error) => {
   console.error(error)
+  // the harness's exit hook stops the cluster and removes its directory
   process.exit(1)
 })

@@ -115,7 +115,7 @@ export const docs = (runMarkdown: string, meta: {
   readonly platform: string
   readonly versions: Readonly<Record<string, string>>
   readonly quick: boolean
-}): string =>
+}, pgSection?: string): string =>
   `# Benchmarks
 
 Run them with \`npm run bench\` (add \`-- --quick\` for a run under a minute, \`-- --json\` for one JSON object on stdout,
@@ -157,11 +157,16 @@ ${Object.entries(meta.versions).map(([k, v]) => `${k} ${v}`).join(", ")}; effect
   one after another round-robin and the starting pool rotates each round; the table shows the median of the rounds.
 - **Metrics**: ops/s is cycles granted inside the measured window (after a warm-up) divided by its wall time. CPU
   ns/op is \`process.cpuUsage()\` (user + system) over the window divided by those cycles (the harness's own bookkeeping
-  included, the same for all). Wait is from the request to the moment the borrower runs with the resource, with
-  \`process.hrtime.bigint()\`, kept in a preallocated \`Float64Array\` (reservoir-sampled past 2^20 samples; max is
-  exact).
-- **FIFO inversions**: each request takes a global sequence number. A grant is an inversion when an earlier request
-  is still waiting at that moment (the grant overtook it). Reported is the most seen in any round.
+  included, the same for all). Wait is from entering the pool (see below) to the moment the borrower runs with the
+  resource, with \`process.hrtime.bigint()\`, kept in a preallocated \`Float64Array\` (reservoir-sampled past 2^20
+  samples; max is exact).
+- **FIFO inversions**: each request takes a global sequence number, and its start time for the wait, at the moment it
+  enters the pool: in the same synchronous step that hands the checkout to the pool (inside an \`Effect.suspend\`
+  whose result is \`Pool.use\` / \`Pool.get\`, after \`Effect.scoped\` has opened its scope; for promise pools the
+  line before \`acquire()\`). The definition is the same for every pool; taking the number earlier (before
+  \`Effect.scoped\`) let fiber preemption between numbering and reaching the pool reorder arrivals that the pool never
+  saw in that order. A grant is an inversion when an earlier request is still waiting at that moment (the grant
+  overtook it). Reported is the most seen in any round.
 - **Heap per parked waiter**: a pool of one, held by one borrower; after \`global.gc()\` (\`--expose-gc\`),
   \`heapUsed\` before and after parking W waiters (10k and 100k), divided by W. A waiter is the whole borrower: the
   fiber of \`Effect.runFork(checkout)\`, or the \`async\` function and its promise. \`floor/fiber\` is a bare fiber
@@ -169,4 +174,14 @@ ${Object.entries(meta.versions).map(([k, v]) => `${k} ${v}`).join(", ")}; effect
 - **Targets** are ratios from the same run, never wall-clock thresholds.
 
 ${runMarkdown.replace(/^## /m, "## Latest ").replace(/^### /gm, "### ")}
-`
+${pgSection === undefined ? "" : `\n${pgSection.trim()}\n`}`
+
+/** The markers around the PostgreSQL section that \`bench/pg.ts --docs\` writes into \`docs/benchmarks.md\`. */
+export const pgSectionMarkers = { start: "<!-- bench:pg:start -->", end: "<!-- bench:pg:end -->" } as const
+
+/** The PostgreSQL section of an existing page, markers included, so regenerating the page keeps it. */
+export const pgSectionOf = (page: string): string | undefined => {
+  const i = page.indexOf(pgSectionMarkers.start)
+  const j = page.indexOf(pgSectionMarkers.end)
+  return i >= 0 && j > i ? page.slice(i, j + pgSectionMarkers.end.length) : undefined
+}

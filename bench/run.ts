@@ -396,9 +396,11 @@ const main = async () => {
   say(markdown)
   say(`results: bench/results/${stamp}.{json,md,svg} (${meta.elapsedSeconds.toFixed(1)} s)`)
   if (writeDocs) {
-    const { docs } = await import("./report.js")
+    const { docs, pgSectionOf } = await import("./report.js")
+    const page = path.join(root, "docs", "benchmarks.md")
+    const pgSection = fs.existsSync(page) ? pgSectionOf(fs.readFileSync(page, "utf8")) : undefined
     fs.writeFileSync(path.join(here, "benchmarks.svg"), svg)
-    fs.writeFileSync(path.join(root, "docs", "benchmarks.md"), docs(markdown, meta))
+    fs.writeFileSync(page, docs(markdown, meta, pgSection))
     say("wrote docs/benchmarks.md and bench/benchmarks.svg")
   }
   if (json) process.stdout.write(JSON.stringify(output) + "\n")

@@ -29,7 +29,15 @@ export type Job =
 // subjects: what a borrower loop drives
 // ---------------------------------------------------------------------------------------------------------------
 
-type Cycle = (f: (resource: unknown) => Effect.Effect<void>) => Effect.Effect<void, unknown>
+/**
+ * One checkout-use-return. `enter` is called in the same synchronous step that hands the checkout to the pool (inside
+ * an `Effect.suspend` whose result is the pool's checkout effect), after any scope the form needs is open: that is
+ * where a request takes its sequence number and start time, the same way for every pool, so fiber preemption while
+ * `Effect.scoped` sets up cannot reorder arrivals in the count.
+ */
+type Cycle = (enter: () => void, f: (resource: unknown) => Effect.Effect<void>) => Effect.Effect<void, unknown>
+
+const noop = (): void => {}
 
 type Subject =
   | { readonly kind: "effect"; readonly cycle: Cycle; readonly close: () => Promise<void> }
@@ -81,7 +89,7 @@ const inScope = async <A>(make: Effect.Effect<A, unknown, Scope.Scope>) => {
 
 const warmEffect = (cycle: Cycle, m: number) =>
   Effect.runPromise(
-    Effect.scoped(Effect.forEach(range(m), () => Effect.scoped(cycle(() => Effect.void)), {
+    Effect.scoped(Effect.forEach(range(m), () => Effect.scoped(cycle(noop, () => Effect.void)), {
       concurrency: "unbounded",
       discard: true
     }))
@@ -110,8 +118,19 @@ const makeSubject = async (name: string, m: number): Promise<Subject> => {
         await new Promise((r) => setTimeout(r, 1))
       }
       const cycle: Cycle = name === "effect-reservoir/use" ?
-        (f) => RPool.use(pool, f) :
-        (f) => Effect.scoped(Effect.flatMap(RPool.get(pool), f))
+        (enter, f) =>
+          Effect.suspend(() => {
+            enter()
+            return RPool.use(pool, f)
+          }) :
+        (enter, f) =>
+          Effect.scoped(Effect.flatMap(
+            Effect.suspend(() => {
+              enter()
+              return RPool.get(pool)
+            }),
+            f
+          ))
       return { kind: "effect", cycle, close }
     }
     case "effect/Pool":
@@ -122,7 +141,14 @@ const makeSubject = async (name: string, m: number): Promise<Subject> => {
           EPool.make({ acquire, size: m }) :
           EPool.makeWithTTL({ acquire, min: m, max: m, timeToLive: "1 minute" })
       )
-      const cycle: Cycle = (f) => Effect.scoped(Effect.flatMap(EPool.get(pool), f))
+      const cycle: Cycle = (enter, f) =>
+        Effect.scoped(Effect.flatMap(
+          Effect.suspend(() => {
+            enter()
+            return EPool.get(pool)
+          }),
+          f
+        ))
       await warmEffect(cycle, m)
       return { kind: "effect", cycle, close }
     }
@@ -160,11 +186,26 @@ const makeSubject = async (name: string, m: number): Promise<Subject> => {
     case "floor/acquireUseRelease":
       return {
         kind: "effect",
-        cycle: (f) => Effect.acquireUseRelease(Effect.void, f, () => Effect.void),
+        cycle: (enter, f) =>
+          Effect.acquireUseRelease(
+            Effect.sync(() => {
+              enter()
+            }),
+            f,
+            () => Effect.void
+          ),
         close: () => resolved
       }
     case "floor/scoped":
-      return { kind: "effect", cycle: (f) => Effect.scoped(f(undefined)), close: () => resolved }
+      return {
+        kind: "effect",
+        cycle: (enter, f) =>
+          Effect.scoped(Effect.suspend(() => {
+            enter()
+            return f(undefined)
+          })),
+        close: () => resolved
+      }
     case "floor/fiber":
       return { kind: "effect", cycle: () => Effect.async<void>(() => {}), close: () => resolved }
   }
@@ -326,22 +367,28 @@ const throughput = async (job: Extract<Job, { mode: "throughput" }>): Promise<vo
   const loops: Array<Promise<void>> = []
   if (subject.kind === "effect") {
     const cycle = subject.cycle
-    const loop: Effect.Effect<void, unknown> = Effect.suspend(() => {
-      const t0 = process.hrtime.bigint()
-      if (!recorder.begin(t0)) return Effect.void
-      const seq = recorder.request()
-      return Effect.zipRight(
-        cycle(() => {
-          recorder.grant(seq, t0)
-          return tick ? effectTick : Effect.void
-        }),
-        Effect.suspend(() => {
-          recorder.held--
-          return loop
-        })
+    // one borrower: its request's sequence number and start time are taken by `enter`, as it reaches the pool
+    const borrower = (): Effect.Effect<void, unknown> => {
+      let seq = 0
+      let t0 = 0n
+      const enter = () => {
+        t0 = process.hrtime.bigint()
+        seq = recorder.request()
+      }
+      const use = () => {
+        recorder.grant(seq, t0)
+        return tick ? effectTick : Effect.void
+      }
+      const after = Effect.suspend(() => {
+        recorder.held--
+        return loop
+      })
+      const loop: Effect.Effect<void, unknown> = Effect.suspend(() =>
+        recorder.begin(process.hrtime.bigint()) ? Effect.zipRight(cycle(enter, use), after) : Effect.void
       )
-    })
-    loops.push(Effect.runPromise(Effect.forEach(range(job.n), () => loop, { concurrency: "unbounded", discard: true })))
+      return loop
+    }
+    loops.push(Effect.runPromise(Effect.forEach(range(job.n), borrower, { concurrency: "unbounded", discard: true })))
   } else {
     const { acquire, release } = subject
     const loop = async () => {
@@ -385,7 +432,7 @@ const heap = async (job: Extract<Job, { mode: "heap" }>): Promise<void> => {
   let started = 0
   // one borrower takes the only resource and keeps it
   if (subject.kind === "effect") {
-    holders[0] = Effect.runFork(subject.cycle(() => Effect.async<void>(() => {})))
+    holders[0] = Effect.runFork(subject.cycle(noop, () => Effect.async<void>(() => {})))
   } else {
     holders[0] = await subject.acquire()
   }
@@ -396,7 +443,7 @@ const heap = async (job: Extract<Job, { mode: "heap" }>): Promise<void> => {
     const cycle = subject.cycle
     const waiter = Effect.suspend(() => {
       started++
-      return cycle(() => Effect.void)
+      return cycle(noop, () => Effect.void)
     })
     for (let i = 0; i < w; i++) holders[i] = Effect.runFork(waiter)
   } else {

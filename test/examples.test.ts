@@ -1,0 +1,228 @@
+/**
+ * Runs every example in `examples/` (except the quickstart, which is `npm start`), so the code the docs quote is
+ * checked in CI: each must succeed, and a few of its outputs are asserted.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import * as config from "../examples/config.js"
+import * as customPolicy from "../examples/custom-policy.js"
+import * as errors from "../examples/errors.js"
+import * as events from "../examples/events.js"
+import * as layers from "../examples/layers.js"
+import * as leases from "../examples/leases.js"
+import * as policies from "../examples/policies.js"
+import * as poolBasics from "../examples/pool-basics.js"
+import * as shutdown from "../examples/shutdown.js"
+import * as testingWithMemory from "../examples/testing-with-memory.js"
+import * as timeouts from "../examples/timeouts.js"
+import * as Memory from "../src/Driver/Memory.js"
+
+describe("examples", () => {
+  it.live("pool-basics: use, get, transaction, status and stats", () =>
+    Effect.gen(function*() {
+      const result = yield* poolBasics.program
+      assert.deepStrictEqual(result.rows, [{ "?column?": 1 }])
+      assert.strictEqual(result.failed, "Left")
+      assert.deepStrictEqual(result.committed, ["INSERT INTO orders VALUES (1)"])
+      assert.strictEqual(
+        result.status,
+        "Pool size: 2  Connections in pool: 1 Current Overflow: -1 Current Checked out connections: 0"
+      )
+      assert.deepStrictEqual(result.stats, { open: 1, idle: 1, checkouts: 4, opened: 1 })
+    }))
+
+  it.live("leases: checkin refusals, invalidate, invalidateAll, detach and dispose", () =>
+    Effect.gen(function*() {
+      const result = yield* leases.program
+      assert.strictEqual(result.twice, "ReturnedTwice")
+      assert.strictEqual(result.foreign, "Foreign")
+      assert.isTrue(result.hard.closedAtOnce)
+      assert.deepStrictEqual([result.soft.closedAtOnce, result.soft.closedOnReturn], [false, true])
+      assert.strictEqual(result.freshGeneration, 1)
+      assert.deepStrictEqual(result.detached, { openWhileOwned: true, closedWithOwner: true })
+      assert.deepStrictEqual(result.closedBy, { invalidated: 2, stale: 1, disposed: 1 })
+      assert.deepStrictEqual([result.open, result.detachedCount], [0, 1])
+    }))
+
+  it.effect("timeouts: FIFO hand-off, PoolTimeoutError with stats and the last connect failure", () =>
+    Effect.gen(function*() {
+      const result = yield* timeouts.program
+      assert.deepStrictEqual(result.order, ["a", "b", "c"])
+      assert.strictEqual(result.timedOut.tag, "PoolTimeoutError")
+      assert.include(result.timedOut.message, "in use 1, idle 0, opening 0, waiting 1")
+      assert.strictEqual(result.connectError, "MemoryError")
+      assert.include(result.timeoutWithCause, "last connect failure: MemoryError: connect failed (fault plan)")
+    }))
+
+  it.live("layers: two pools side by side and one configured through Config", () =>
+    Effect.gen(function*() {
+      const result = yield* layers.program
+      assert.include(result.primary, "Pool size: 5")
+      assert.include(result.replica, "Pool size: 2")
+      assert.deepStrictEqual([result.reports.size, result.reports.timeout, result.reports.order], [3, 5000, "fifo"])
+      assert.strictEqual(result.openAfterwards, 0)
+    }))
+
+  it.live("config: decode from JSON, encode back, recreate, PoolConfigError", () =>
+    Effect.gen(function*() {
+      const result = yield* config.program
+      assert.strictEqual(result.encoded.maxOverflow, "unbounded")
+      assert.strictEqual(result.encoded.timeout, 5000)
+      assert.strictEqual(result.encoded.order, "lifo")
+      assert.isTrue(result.sameConfig)
+      assert.deepStrictEqual(result.invalid, ["min: 3 is more than size + maxOverflow (2)"])
+      assert.include(result.malformed, "size: Expected a non-negative number, actual -1")
+      assert.include(result.malformed, "order: Expected \"fifo\" or \"lifo\", actual \"random\"")
+    }))
+
+  it.effect("shutdown: waiters and new checkouts fail, lent connections close on return or at the deadline", () =>
+    Effect.gen(function*() {
+      const result = yield* shutdown.program
+      assert.deepStrictEqual([result.waiterError, result.newCheckout], ["PoolClosedError", "PoolClosedError"])
+      assert.deepStrictEqual([result.openWhileDraining, result.openAfterReturn], [2, 1])
+      assert.deepStrictEqual(result.closedBy, { shutdown: 2 })
+      assert.deepStrictEqual(result.server, { open: 0, closed: 2, closedTwice: 0 })
+      assert.isTrue(result.keptIsClosed)
+    }))
+
+  it.effect("policies: the built-ins", () =>
+    Effect.gen(function*() {
+      const result = yield* policies.program
+      assert.strictEqual(result.timezone, "UTC")
+      assert.strictEqual(result.idleInTransaction, 0)
+      assert.deepStrictEqual(result.afterRestart, [{ "?column?": 1 }])
+      assert.notStrictEqual(result.recycled.before, result.recycled.after)
+      assert.deepStrictEqual(result.maxUses, [1, 1, 2])
+      assert.deepStrictEqual(result.closedBy, { rejected: 1, expired: 1 })
+      assert.strictEqual(result.generation, 1)
+    }))
+
+  it.effect("custom-policy: a keepalive, an onReturn check, and hook order", () =>
+    Effect.gen(function*() {
+      const result = yield* customPolicy.program
+      assert.deepStrictEqual(result.trace.slice(0, 4), [
+        "first.onCheckout",
+        "second.onCheckout",
+        "first.onReturn",
+        "second.onReturn"
+      ])
+      assert.strictEqual(result.resetFailed, 1)
+      assert.deepStrictEqual(result.closedBy, { resetFailed: 1, rejected: 1, stale: 1 })
+      assert.strictEqual(result.generation, 1)
+      assert.strictEqual(result.open, 2)
+      assert.notInclude(result.openOnServer, result.victim)
+    }))
+
+  it.live("events: stream, listeners, metrics, spans and echo logging", () =>
+    Effect.gen(function*() {
+      const result = yield* events.observed
+      assert.strictEqual(result.servedBy, 2)
+      assert.deepStrictEqual(result.events, [
+        "FirstConnect #1",
+        "Connect #1",
+        "Checkout #1",
+        "Checkin #1",
+        "Close #1",
+        "Connect #2",
+        "Checkout #2",
+        "Checkin #2"
+      ])
+      assert.deepStrictEqual(result.seen, ["closed #1 (rejected)"])
+      assert.include(result.metrics, "db.client.connection.count db.client.connection.state=idle")
+      assert.include(result.metrics, "db.client.connection.closes reason=rejected")
+      assert.include(result.metrics, "db.client.connection.create_time")
+      assert.deepStrictEqual(result.spans, ["db.client.connection.create", "db.client.connection.create"])
+      assert.deepStrictEqual(result.logs.slice(0, 3), [
+        "INFO connect #1",
+        "INFO close (rejected) #1",
+        "INFO connect #2"
+      ])
+    }))
+
+  it.effect("testing-with-memory: every fault reaches the service as documented", () =>
+    Effect.gen(function*() {
+      const { committed, results, server } = yield* testingWithMemory.program
+      assert.deepStrictEqual(results, {
+        failNextConnects: "MemoryError",
+        hangNextConnects: "PoolTimeoutError (connect)",
+        setLatency: "ok",
+        failNextQueries: "MemoryError",
+        kill: "ok",
+        disconnect: "ok",
+        restartWhileDown: "MemoryError",
+        restartAfter: "ok",
+        down: "MemoryError",
+        up: "ok",
+        failureRate: "ok"
+      })
+      assert.strictEqual(committed.length, 6)
+      assert.deepStrictEqual([server.closedTwice, server.inTransaction], [0, 0])
+    }))
+
+  it.effect("testing-with-memory: the ledger property over sampled fault plans", () =>
+    Effect.forEach(
+      testingWithMemory.sampledPlans,
+      (plan) =>
+        Effect.map(testingWithMemory.ledgerProperty(plan), (result) => {
+          assert.deepStrictEqual([...result.committed].sort(), [...result.succeeded].sort())
+          assert.deepStrictEqual([result.inTransaction, result.openAfterClose, result.closedTwice], [0, 0, 0])
+        })
+    ))
+
+  it.effect("errors: every error class, provoked", () =>
+    Effect.gen(function*() {
+      const result = yield* errors.program
+      assert.deepStrictEqual(Object.keys(result.seen), [
+        "PoolConfigError",
+        "MemoryError",
+        "PoolExhaustedError",
+        "PoolTimeoutError",
+        "PoolUsageError",
+        "PoolCheckoutRejectedError",
+        "PoolClosedError"
+      ])
+      assert.strictEqual(result.seen.PoolUsageError, "ReturnedTwice (checkin), Foreign (invalidate), NotLent (detach)")
+      assert.deepStrictEqual(result.isPoolError, [true, false])
+      assert.strictEqual(result.handled, "the pool is closed")
+    }))
+
+  it("the docs quote every example verbatim, and every example is run here", () => {
+    const root = path.join(import.meta.dirname, "..")
+    const quoted = new Set<string>()
+    for (const doc of fs.readdirSync(path.join(root, "docs")).filter((f) => f.endsWith(".md"))) {
+      const text = fs.readFileSync(path.join(root, "docs", doc), "utf8")
+      for (const match of text.matchAll(/<!-- (example|excerpt): (\S+) -->\n```ts\n([\s\S]*?)```\n/g)) {
+        const [, kind, file, code] = match
+        const source = fs.readFileSync(path.join(root, file!), "utf8")
+        if (kind === "example") assert.strictEqual(code, source, `${doc} quotes ${file}`)
+        else assert.include(source, code!, `${doc} quotes part of ${file}`)
+        quoted.add(file!)
+      }
+    }
+    const examples = fs.readdirSync(path.join(root, "examples")).filter((f) =>
+      f.endsWith(".ts") && f !== "quickstart.ts"
+    )
+    const tested = fs.readFileSync(path.join(root, "test", "examples.test.ts"), "utf8")
+    for (const example of examples) {
+      assert.isTrue(quoted.has(`examples/${example}`), `examples/${example} is quoted in docs/`)
+      assert.include(tested, `"../examples/${example.replace(/\.ts$/, ".js")}"`, `examples/${example} is run here`)
+    }
+  })
+
+  // docs/testing.md quotes this test
+  it.effect.prop(
+    "every success is committed exactly once, whatever the faults",
+    [Memory.arbitraries.faultPlan()],
+    ([plan]) =>
+      Effect.gen(function*() {
+        const result = yield* testingWithMemory.ledgerProperty(plan)
+        assert.deepStrictEqual([...result.committed].sort(), [...result.succeeded].sort())
+        assert.strictEqual(result.inTransaction, 0)
+        assert.strictEqual(result.openAfterClose, 0)
+        assert.strictEqual(result.closedTwice, 0)
+      }),
+    { fastCheck: { numRuns: 50 } }
+  )
+})
