@@ -24,7 +24,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import pg from "pg"
-import type { ConnectionRecord } from "../src/ConnectionRecord.js"
+import { type ConnectionRecord, standalone } from "../src/ConnectionRecord.js"
 import * as Pg from "../src/Driver/Pg.js"
 import * as RPool from "../src/Pool.js"
 import * as Postgres from "../test/utils/postgres.js"
@@ -215,17 +215,7 @@ const connectClients = async (config: pg.ClientConfig, m: number): Promise<Array
   }
 }
 
-const bareRecord = (id: number): ConnectionRecord => ({
-  id,
-  pool: "bench-pg-driver",
-  createdAt: 0,
-  lastUsedAt: 0,
-  lastValidatedAt: 0,
-  uses: 0,
-  generation: 0,
-  labels: {},
-  properties: new Map()
-})
+const bareRecord = (id: number): ConnectionRecord => standalone("bench-pg-driver", id)
 
 const makeRunner = async (name: SubjectName, server: Postgres.PostgresServer, m: number): Promise<Runner> => {
   const clientConfig: pg.ClientConfig = {

@@ -34,3 +34,22 @@ export interface ConnectionRecord {
    */
   readonly properties: Map<string, unknown>
 }
+
+/**
+ * A record for a connection opened outside any pool: a driver's health check, or a test calling a driver's
+ * `connect` directly.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const standalone = (pool: string, id: number = 0): ConnectionRecord => ({
+  id,
+  pool,
+  createdAt: 0,
+  lastUsedAt: 0,
+  lastValidatedAt: 0,
+  uses: 0,
+  generation: 0,
+  labels: {},
+  properties: new Map()
+})

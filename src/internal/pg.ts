@@ -9,7 +9,7 @@ import * as Predicate from "effect/Predicate"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import pg from "pg"
-import type { ConnectionRecord } from "../ConnectionRecord.js"
+import { standalone } from "../ConnectionRecord.js"
 import type { ConnectContext, Driver, Row } from "../Driver.js"
 import type * as Pg from "../Driver/Pg.js"
 import { PgDriver, PgError } from "../Driver/Pg.js"
@@ -354,18 +354,6 @@ export const driver = (options?: Pg.PgOptions): Driver<Pg.PgConnection, PgError>
   })
 }
 
-const checkRecord = (name: string): ConnectionRecord => ({
-  id: 0,
-  pool: name,
-  createdAt: 0,
-  lastUsedAt: 0,
-  lastValidatedAt: 0,
-  uses: 0,
-  generation: 0,
-  labels: {},
-  properties: new Map()
-})
-
 /** @internal */
 export const check = (options?: Pg.PgOptions): Effect.Effect<void, PgError> =>
   Effect.suspend(() => {
@@ -375,7 +363,7 @@ export const check = (options?: Pg.PgOptions): Effect.Effect<void, PgError> =>
     const timeout = resolved.connectTimeout ?? Duration.seconds(10)
     return Effect.scoped(
       Effect.flatMap(
-        self.connect({ record: checkRecord(name), poolName: name, invalidate: () => undefined }),
+        self.connect({ record: standalone(name), poolName: name, invalidate: () => undefined }),
         (connection) => self.ping(connection)
       )
     ).pipe(

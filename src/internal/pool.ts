@@ -31,6 +31,7 @@ import {
   PoolUsageError
 } from "../PoolError.js"
 import type * as PoolEvent from "../PoolEvent.js"
+import { listenerKey } from "../PoolEvent.js"
 import * as config from "./config.js"
 import { Deque } from "./deque.js"
 import * as driver from "./driver.js"
@@ -281,7 +282,7 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
   emit(event: PoolEvent.PoolEvent<C>): Effect.Effect<void> {
     if (!this.listening) return Effect.void
     if (this.subscribers > 0) this.pubsub.unsafeOffer(event)
-    const key = listenerKeys[event._tag]
+    const key = listenerKey[event._tag]
     let effect: Effect.Effect<void> | undefined
     for (const listener of this.listeners) {
       const handler = listener[key] as ((event: PoolEvent.PoolEvent<C>) => Effect.Effect<void, unknown>) | undefined
@@ -1115,21 +1116,6 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
     }))
   }
 }
-
-const listenerKeys = {
-  Connect: "connect",
-  FirstConnect: "firstConnect",
-  ConnectFailed: "connectFailed",
-  Checkout: "checkout",
-  Checkin: "checkin",
-  Reset: "reset",
-  Invalidate: "invalidate",
-  SoftInvalidate: "softInvalidate",
-  Close: "close",
-  Detach: "detach",
-  CloseDetached: "closeDetached",
-  CheckoutTimeout: "checkoutTimeout"
-} as const
 
 // ---------------------------------------------------------------------------------------------------------------
 // public operations

@@ -8,7 +8,7 @@ import * as Layer from "effect/Layer"
 import * as Predicate from "effect/Predicate"
 import type * as Scope from "effect/Scope"
 import * as path from "node:path"
-import type { ConnectionRecord } from "../ConnectionRecord.js"
+import { standalone } from "../ConnectionRecord.js"
 import type { Driver, Row } from "../Driver.js"
 import type * as Sqlite from "../Driver/Sqlite.js"
 import { SqliteDriver, SqliteError } from "../Driver/Sqlite.js"
@@ -223,25 +223,13 @@ export const driver = (options: Sqlite.SqliteOptions): Driver<Sqlite.SqliteConne
   })
 }
 
-const checkRecord = (name: string): ConnectionRecord => ({
-  id: 0,
-  pool: name,
-  createdAt: 0,
-  lastUsedAt: 0,
-  lastValidatedAt: 0,
-  uses: 0,
-  generation: 0,
-  labels: {},
-  properties: new Map()
-})
-
 /** @internal */
 export const check = (options: Sqlite.SqliteOptions): Effect.Effect<void, SqliteError> =>
   Effect.suspend(() => {
     const self = driver(options)
     return Effect.scoped(
       Effect.flatMap(
-        self.connect({ record: checkRecord("effect-reservoir"), poolName: "effect-reservoir", invalidate: () => {} }),
+        self.connect({ record: standalone("effect-reservoir"), poolName: "effect-reservoir", invalidate: () => {} }),
         (connection) => self.ping(connection)
       )
     )

@@ -8,6 +8,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
+import { standalone } from "../../src/ConnectionRecord.js"
 import type { ConnectContext, Driver } from "../../src/Driver.js"
 import * as Pool from "../../src/Pool.js"
 
@@ -38,17 +39,7 @@ export const uniqueName = (prefix: string): string =>
 export const makeContext = (poolName: string): ConnectContext & { readonly invalidations: Array<unknown> } => {
   const invalidations: Array<unknown> = []
   return {
-    record: {
-      id: 1,
-      pool: poolName,
-      createdAt: 0,
-      lastUsedAt: 0,
-      lastValidatedAt: 0,
-      uses: 0,
-      generation: 0,
-      labels: {},
-      properties: new Map()
-    },
+    record: standalone(poolName, 1),
     poolName,
     invalidate: (cause) => {
       invalidations.push(cause)
