@@ -1,6 +1,6 @@
 /**
  * Observability: the `Pool.events` stream, `Pool.listen` listeners (a checkout listener that rejects a connection),
- * the OpenTelemetry-named metrics, the `db.client.connection.create` span, and `echo` logging.
+ * the OpenTelemetry-named metrics, the `db.client.connection.create` and `.wait` spans, and `echo` logging.
  * Run it with `npx tsx examples/events.ts`.
  */
 import { Chunk, Effect, Fiber, HashMap, Logger, LogLevel, Metric, Stream, Tracer } from "effect"

@@ -18,7 +18,8 @@ import {
   Schema,
   Scope,
   Stream,
-  TestClock
+  TestClock,
+  Tracer
 } from "effect"
 import * as Driver from "../src/Driver.js"
 import type { MemoryConnection, MemoryError } from "../src/Driver/Memory.js"
@@ -765,6 +766,32 @@ describe("Pool", () => {
         )
         assert.deepStrictEqual(yield* db.committed, ["INSERT 1"])
         assert.strictEqual((yield* db.stats).inTransaction, 0)
+      }))
+  })
+
+  describe("spans", () => {
+    it.scoped("traces connects, and waits when a tracer that exports spans is installed", () =>
+      Effect.gen(function*() {
+        const names: Array<string> = []
+        const native = yield* Effect.tracer
+        const recording = Tracer.make({
+          span: (name, ...rest) => {
+            names.push(name)
+            return native.span(name, ...rest)
+          },
+          context: native.context
+        })
+        yield* Effect.gen(function*() {
+          const { pool } = yield* memoryPool({ size: 1, maxOverflow: 0 })
+          const holder = yield* hold(pool)
+          yield* holder.got
+          const waiter = yield* Effect.fork(Pool.use(pool, () => Effect.void))
+          yield* settle
+          yield* holder.release
+          yield* Fiber.join(waiter)
+        }).pipe(Effect.withTracer(recording))
+        assert.include(names, "db.client.connection.create")
+        assert.include(names, "db.client.connection.wait")
       }))
   })
 

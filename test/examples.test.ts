@@ -133,7 +133,12 @@ describe("examples", () => {
       assert.include(result.metrics, "db.client.connection.count db.client.connection.state=idle")
       assert.include(result.metrics, "db.client.connection.closes reason=rejected")
       assert.include(result.metrics, "db.client.connection.create_time")
-      assert.deepStrictEqual(result.spans, ["db.client.connection.create", "db.client.connection.create"])
+      assert.deepStrictEqual(result.spans, [
+        "db.client.connection.create",
+        "db.client.connection.wait",
+        "db.client.connection.create",
+        "db.client.connection.wait"
+      ])
       assert.deepStrictEqual(result.logs.slice(0, 3), [
         "INFO connect #1",
         "INFO close (rejected) #1",

@@ -15,6 +15,7 @@ import * as Runtime from "effect/Runtime"
 import * as RuntimeFlags from "effect/RuntimeFlags"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import type * as Tracer from "effect/Tracer"
 import type { ConnectionRecord } from "../ConnectionRecord.js"
 import type * as Driver from "../Driver.js"
 import type * as Policy from "../Policy.js"
@@ -36,6 +37,9 @@ import * as config from "./config.js"
 import { Deque } from "./deque.js"
 import * as driver from "./driver.js"
 import * as metrics from "./metrics.js"
+
+/** Effect's built-in tracer, which exports spans nowhere: with it installed, waits are measured by a histogram only. */
+const defaultTracer: Tracer.Tracer = Effect.runSync(Effect.tracer)
 
 /** @internal */
 export const TypeId: PoolTypes.TypeId = Symbol.for("effect-reservoir/Pool") as PoolTypes.TypeId
@@ -216,12 +220,20 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
   drainedWake: ((effect: Effect.Effect<void>) => void) | undefined = undefined
   firstConnectDone = false
   readonly metrics: metrics.PoolMetrics
+  /** Whether a tracer that exports spans is installed: a span per wait costs ~3x under contention otherwise. */
+  readonly traceWaits: boolean
+  readonly waitSpan: {
+    readonly kind: "client"
+    readonly captureStackTrace: false
+    readonly attributes: Readonly<Record<string, unknown>>
+  }
   readonly runFork: <A, E1>(effect: Effect.Effect<A, E1>) => Fiber.RuntimeFiber<A, E1>
 
   constructor(
     readonly options: PoolTypes.Options<C, E>,
     resolved: config.PoolConfig,
     readonly clock: Clock.Clock,
+    tracer: Tracer.Tracer,
     runtime: Runtime.Runtime<never>,
     pubsub: PubSub.PubSub<PoolEvent.PoolEvent<C>>
   ) {
@@ -240,6 +252,12 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
     this.echo = resolved.echo === true ? "info" : resolved.echo === false ? false : "debug"
     this.pubsub = pubsub
     this.metrics = metrics.make(this.name)
+    this.traceWaits = tracer !== defaultTracer
+    this.waitSpan = {
+      kind: "client",
+      captureStackTrace: false,
+      attributes: { "db.client.connection.pool.name": this.name }
+    }
     this.metrics.limits(resolved.size, this.max, resolved.min)
     // background fibers must be interruptible even though the pool is built under `uninterruptible`
     const run = Runtime.runFork(Runtime.enableRuntimeFlag(runtime, RuntimeFlags.Interruption))
@@ -504,11 +522,12 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
     // The waiter is queued while uninterruptible and the clean-up is installed outside `restore`, so an interruption
     // can only land once the clean-up is in place; it then decides, in one place, whether to leave the queue or to
     // give back a connection that was handed over at the same moment.
+    const wait = restore(Effect.async<Item<C>, E | PoolError>((resume) => {
+      if (waiter.early !== undefined) return resume(waiter.early)
+      waiter.resume = resume
+    }))
     return Effect.matchCauseEffect(
-      restore(Effect.async<Item<C>, E | PoolError>((resume) => {
-        if (waiter.early !== undefined) return resume(waiter.early)
-        waiter.resume = resume
-      })),
+      this.traceWaits ? Effect.withSpan(wait, "db.client.connection.wait", this.waitSpan) : wait,
       {
         onFailure: (cause) => Effect.zipRight(this.cancel(waiter), Effect.failCause(cause)),
         onSuccess: (item) => {
@@ -1137,9 +1156,10 @@ export const make = <C, E>(
     })
     const scope = yield* Effect.scope
     const clock = yield* Effect.clock
+    const tracer = yield* Effect.tracer
     const runtime = yield* Effect.runtime<never>()
     const pubsub = yield* PubSub.unbounded<PoolEvent.PoolEvent<C>>()
-    const pool = new PoolImpl<C, E>(options, resolved, clock, runtime, pubsub)
+    const pool = new PoolImpl<C, E>(options, resolved, clock, tracer, runtime, pubsub)
     yield* Scope.addFinalizer(scope, pool.shutdown())
     pool.fork(pool.reaper())
     const handle = pool.handle()
