@@ -47,7 +47,8 @@ export const pools = [
   "pg-pool",
   "floor/await",
   "floor/acquireUseRelease",
-  "floor/scoped"
+  "floor/scoped",
+  "floor/semaphore"
 ] as const
 const heapPools = [
   "effect-reservoir/use",

@@ -206,6 +206,19 @@ const makeSubject = async (name: string, m: number): Promise<Subject> => {
           })),
         close: () => resolved
       }
+    case "floor/semaphore": {
+      // Effect's own cheapest contended primitive: M permits, N fibers; what parking a fiber costs in Effect
+      const semaphore = Effect.runSync(Effect.makeSemaphore(m))
+      return {
+        kind: "effect",
+        cycle: (enter, f) =>
+          Effect.suspend(() => {
+            enter()
+            return semaphore.withPermits(1)(f(undefined))
+          }),
+        close: () => resolved
+      }
+    }
     case "floor/fiber":
       return { kind: "effect", cycle: () => Effect.async<void>(() => {}), close: () => resolved }
   }
