@@ -526,16 +526,12 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
       if (waiter.early !== undefined) return resume(waiter.early)
       waiter.resume = resume
     }))
-    return Effect.matchCauseEffect(
+    // failure only: a grant passes straight through, without a success frame or an allocation
+    const waited = Effect.catchAllCause(
       this.traceWaits ? Effect.withSpan(wait, "db.client.connection.wait", this.waitSpan) : wait,
-      {
-        onFailure: (cause) => Effect.zipRight(this.cancel(waiter), Effect.failCause(cause)),
-        onSuccess: (item) => {
-          waiter.item = undefined
-          return this.slowCheckout ? this.validate(item, restore, attempt) : Effect.succeed(item)
-        }
-      }
+      (cause) => Effect.zipRight(this.cancel(waiter), Effect.failCause(cause))
     )
+    return this.slowCheckout ? Effect.flatMap(waited, (item) => this.validate(item, restore, attempt)) : waited
   }
 
   /** Runs when a waiting checkout is interrupted: leave the queue, or give back what was handed over meanwhile. */
