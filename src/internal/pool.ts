@@ -79,6 +79,8 @@ export class Item<C> implements ConnectionRecord {
   soft = false
   closeReason: PoolEvent.CloseReason | undefined = undefined
   invalidationCause: unknown = undefined
+  /** What a grant resumes the waiter with: an `Exit` is immutable, so one per connection serves every hand-off. */
+  granted: Exit.Exit<Item<C>> | undefined = undefined
   private _properties: Map<string, unknown> | undefined = undefined
   constructor(
     readonly id: number,
@@ -422,7 +424,7 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
     waiter.state = GRANTED
     waiter.item = item
     this.metrics.waitTime(now - waiter.enqueuedAt)
-    const effect = Effect.succeed(item)
+    const effect = item.granted ??= Exit.succeed(item)
     if (waiter.resume !== undefined) waiter.resume(effect)
     else waiter.early = effect
   }
