@@ -27,7 +27,8 @@ const colors = [
   "#8250df",
   "#57606a",
   "#8c959f",
-  "#d0d7de"
+  "#d0d7de",
+  "#0f766e"
 ]
 
 const escape = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
@@ -47,7 +48,7 @@ export const chart = (
   const top = 40
   const panelGap = 70
   const width = left + scenarios.length * groupWidth + 20
-  const legendHeight = Math.ceil(pools.length / 4) * 18 + 10
+  const legendHeight = Math.ceil(pools.length / 3) * 18 + 10
   const height = top + holds.length * (panelHeight + panelGap) + legendHeight
   const values = rows.map((r) => r.opsPerSec).filter((x) => x > 0)
   const lo = Math.floor(Math.log10(Math.max(1, Math.min(...values, 1e3))))
@@ -96,8 +97,8 @@ export const chart = (
   })
   const ly = top + holds.length * (panelHeight + panelGap) - 30
   pools.forEach((pool, i) => {
-    const x = left + (i % 4) * 190
-    const yy = ly + Math.floor(i / 4) * 18
+    const x = 12 + (i % 3) * 220
+    const yy = ly + Math.floor(i / 3) * 18
     parts.push(
       `<rect x="${x}" y="${yy - 9}" width="10" height="10" fill="${colors[i % colors.length]}"/>`,
       `<text x="${x + 15}" y="${yy}">${escape(pool)}</text>`
