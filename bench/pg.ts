@@ -28,20 +28,11 @@ import { type ConnectionRecord, standalone } from "../src/ConnectionRecord.js"
 import * as Pg from "../src/Driver/Pg.js"
 import * as RPool from "../src/Pool.js"
 import * as Postgres from "../test/utils/postgres.js"
+import { json, option, quick, rounds, writeDocs } from "./cli.js"
 import { pgSectionMarkers } from "./report.js"
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.resolve(here, "..")
-const argv = process.argv.slice(2)
-const flag = (name: string) => argv.includes(name)
-const option = (name: string): string | undefined => {
-  const i = argv.indexOf(name)
-  return i >= 0 ? argv[i + 1] : undefined
-}
-const quick = flag("--quick")
-const json = flag("--json")
-const writeDocs = flag("--docs")
-const rounds = Number(option("--rounds") ?? (quick ? 1 : 3))
 const warmupMs = quick ? 200 : 500
 const measureMs = Number(option("--measure") ?? (quick ? 1000 : 3000))
 /** Warm-up of every subject once, before the first measurement, so JIT tiers do not favour whoever runs last. */

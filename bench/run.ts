@@ -11,22 +11,13 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
+import { json, option, quick, rounds, writeDocs } from "./cli.js"
 import { chart, type Row } from "./report.js"
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.resolve(here, "..")
 const resultsDir = path.join(here, "results")
 
-const argv = process.argv.slice(2)
-const flag = (name: string) => argv.includes(name)
-const option = (name: string): string | undefined => {
-  const i = argv.indexOf(name)
-  return i >= 0 ? argv[i + 1] : undefined
-}
-const quick = flag("--quick")
-const json = flag("--json")
-const writeDocs = flag("--docs")
-const rounds = Number(option("--rounds") ?? (quick ? 1 : 3))
 const warmupMs = quick ? 60 : 300
 const measureMs = quick ? 150 : 1000
 const heapSizes = quick ? [10_000] : [10_000, 100_000]
@@ -50,15 +41,9 @@ export const pools = [
   "floor/scoped",
   "floor/semaphore"
 ] as const
+/** Heap per parked waiter: every pool, and a bare parked fiber in place of the floors that never park. */
 const heapPools = [
-  "effect-reservoir/use",
-  "effect-reservoir/get",
-  "effect/Pool",
-  "effect/Pool-ttl",
-  "generic-pool",
-  "tarn",
-  "pg-pool",
-  "floor/await",
+  ...pools.filter((p) => !["floor/acquireUseRelease", "floor/scoped", "floor/semaphore"].includes(p)),
   "floor/fiber"
 ]
 const scenarios: ReadonlyArray<{ n: number; m: number }> = [
