@@ -40,17 +40,24 @@ import type { ConnectionRejected, PoolStats } from "./PoolError.js"
  * @since 0.1.0
  * @category models
  */
-export type CloseReason =
-  | "invalidated"
-  | "stale"
-  | "rejected"
-  | "resetFailed"
-  | "overflow"
-  | "disposed"
-  | "shutdown"
-  | "expired"
-  | "idle"
-  | "maxUses"
+export const closeReasons = [
+  "invalidated",
+  "stale",
+  "rejected",
+  "resetFailed",
+  "overflow",
+  "disposed",
+  "shutdown",
+  "expired",
+  "idle",
+  "maxUses"
+] as const
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type CloseReason = typeof closeReasons[number]
 
 interface Base<Tag extends string> {
   readonly _tag: Tag

@@ -40,7 +40,6 @@ export interface PoolMetrics {
   readonly useTime: (millis: number) => void
   readonly createTime: (millis: number) => void
   readonly timedOut: () => void
-  readonly opened: () => void
   readonly connectFailed: () => void
   readonly closed: (reason: PoolEvent.CloseReason) => void
 }
@@ -90,7 +89,6 @@ export const make = (pool: string): PoolMetrics => {
     useTime: (millis) => useTime.unsafeUpdate(millis / 1000, none),
     createTime: (millis) => createTime.unsafeUpdate(millis / 1000, none),
     timedOut: () => timeouts.unsafeUpdate(1, none),
-    opened: () => {},
     connectFailed: () => connectFailures.unsafeUpdate(1, none),
     closed: (reason) => {
       let c = closeCounters.get(reason)

@@ -383,17 +383,13 @@ export const check = (options?: Pg.PgOptions): Effect.Effect<void, PgError> =>
 /** @internal */
 export const defaultConfig: Config.Config.Wrap<Pg.PgOptions> = { url: Config.redacted("DATABASE_URL") }
 
-const isTag = (u: unknown): u is Context.Tag<any, Driver<Pg.PgConnection, PgError>> => Context.isTag(u)
+const layers = driverInternal.makeLayers({ tag: () => PgDriver, driver, check, config: defaultConfig })
 
 /** @internal */
 export const layer: {
   (options?: Pg.PgOptions): Layer.Layer<Pg.PgDriver, PgError>
   <I>(tag: Context.Tag<I, Driver<Pg.PgConnection, PgError>>, options?: Pg.PgOptions): Layer.Layer<I, PgError>
-} = (...args: ReadonlyArray<unknown>): Layer.Layer<any, PgError> => {
-  const tag: Context.Tag<any, Driver<Pg.PgConnection, PgError>> = isTag(args[0]) ? args[0] : PgDriver
-  const options = (isTag(args[0]) ? args[1] : args[0]) as Pg.PgOptions | undefined
-  return Layer.effect(tag, Effect.as(check(options), driver(options)))
-}
+} = layers.layer
 
 /** @internal */
 export const layerConfig: {
@@ -402,10 +398,4 @@ export const layerConfig: {
     tag: Context.Tag<I, Driver<Pg.PgConnection, PgError>>,
     config?: Config.Config.Wrap<Pg.PgOptions>
   ): Layer.Layer<I, PgError | ConfigError.ConfigError>
-} = (...args: ReadonlyArray<unknown>): Layer.Layer<any, PgError | ConfigError.ConfigError> => {
-  const tag: Context.Tag<any, Driver<Pg.PgConnection, PgError>> = isTag(args[0]) ? args[0] : PgDriver
-  const config = (isTag(args[0]) ? args[1] : args[0]) as Config.Config.Wrap<Pg.PgOptions> | undefined
-  return Layer.unwrapEffect(
-    Effect.map(Config.unwrap(config ?? defaultConfig), (options) => layer(tag, options))
-  )
-}
+} = layers.layerConfig

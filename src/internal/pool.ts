@@ -32,7 +32,7 @@ import {
   PoolUsageError
 } from "../PoolError.js"
 import type * as PoolEvent from "../PoolEvent.js"
-import { listenerKey } from "../PoolEvent.js"
+import { closeReasons, listenerKey } from "../PoolEvent.js"
 import * as config from "./config.js"
 import { Deque } from "./deque.js"
 import * as driver from "./driver.js"
@@ -77,8 +77,6 @@ export class Item<C> implements ConnectionRecord {
   borrowed = false
   invalidated = false
   soft = false
-  closeReason: PoolEvent.CloseReason | undefined = undefined
-  invalidationCause: unknown = undefined
   /** What a grant resumes the waiter with: an `Exit` is immutable, so one per connection serves every hand-off. */
   granted: Exit.Exit<Item<C>> | undefined = undefined
   private _properties: Map<string, unknown> | undefined = undefined
@@ -141,19 +139,6 @@ const resolveDriver = <C, E>(options: PoolTypes.Options<C, E>): Driver.Driver<C,
   "driver" in options && options.driver !== undefined ?
     options.driver :
     driver.fromAcquire((options as { readonly acquire: Effect.Effect<C, E, Scope.Scope> }).acquire)
-
-const closeReasons: ReadonlyArray<PoolEvent.CloseReason> = [
-  "invalidated",
-  "stale",
-  "rejected",
-  "resetFailed",
-  "overflow",
-  "disposed",
-  "shutdown",
-  "expired",
-  "idle",
-  "maxUses"
-]
 
 const asCloseReason = (reason: string): PoolEvent.CloseReason =>
   (closeReasons as ReadonlyArray<string>).includes(reason) ? reason as PoolEvent.CloseReason : "rejected"
@@ -455,11 +440,14 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
    * Checks out a connection. Only the wait is interruptible (`restore`); everything else runs uninterruptibly, so a
    * connection handed over at the moment of an interruption or timeout is given back, never lost.
    */
-  acquire(restore: <A, E1, R>(effect: Effect.Effect<A, E1, R>) => Effect.Effect<A, E1, R>, attempt: number) {
-    return Effect.suspend((): Effect.Effect<Item<C>, E | PoolError> => {
+  /** Checks out a connection and continues with `k`: synchronously on the fast path, after `acquireSlow` otherwise. */
+  checkoutThen<A, E2, R>(
+    restore: <A1, E1, R1>(effect: Effect.Effect<A1, E1, R1>) => Effect.Effect<A1, E1, R1>,
+    k: (item: Item<C>) => Effect.Effect<A, E2, R>
+  ): Effect.Effect<A, E | E2 | PoolError, R> {
+    return Effect.suspend(() => {
       const item = this.tryTake()
-      if (item !== undefined) return Effect.succeed(item)
-      return this.acquireSlow(restore, attempt)
+      return item !== undefined ? k(item) : Effect.flatMap(this.acquireSlow(restore, 0), k)
     })
   }
 
@@ -592,18 +580,26 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
       },
       onFailure: (cause) => {
         const rejection = Cause.failureOption(cause)
-        const reason = rejection._tag === "Some" ? asCloseReason(rejection.value.reason) : "rejected"
-        if (rejection._tag === "Some" && rejection.value.invalidateAll) this.bumpGeneration()
         const failure = rejection._tag === "Some" ? rejection.value : Cause.squash(cause)
         this.checkouts--
         return Effect.zipRight(
-          this.closeItem(item, reason),
+          this.closeRejected(item, cause),
           attempt + 1 >= this.config.maxCheckoutAttempts ?
             Effect.fail(new PoolCheckoutRejectedError({ pool: this.name, attempts: attempt + 1, cause: failure })) :
             Effect.suspend(() => this.acquireSlow(restore, attempt + 1))
         )
       }
     })
+  }
+
+  /**
+   * Closes a connection a policy or listener refused, with the rejection's reason when it names a close reason; a
+   * rejection that asks for it starts a new generation first.
+   */
+  closeRejected(item: Item<C>, cause: Cause.Cause<ConnectionRejected>): Effect.Effect<void> {
+    const rejection = Cause.failureOption(cause)
+    if (rejection._tag === "Some" && rejection.value.invalidateAll) this.bumpGeneration()
+    return this.closeItem(item, rejection._tag === "Some" ? asCloseReason(rejection.value.reason) : "rejected")
   }
 
   hookContext(item: Item<C>): Policy.HookContext<C, E> {
@@ -734,7 +730,6 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
     if (item.state === IDLE) this.idle.remove(item)
     else if (item.state === LENT || item.state === RETURNING || item.state === MAINTAINED) this.lent--
     item.state = CLOSING
-    item.closeReason = reason
     this.byConnection.delete(item.connection)
     this.gauges()
     return Effect.uninterruptible(
@@ -848,7 +843,6 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
       task.waiter = undefined
       this.assigned--
     }
-    this.metrics.opened()
     let events: Effect.Effect<void> = this.log("info", "connect", item)
     if (this.listening) {
       if (!this.firstConnectDone) {
@@ -993,7 +987,6 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
       const event: PoolEvent.PoolEvent<C> = soft ?
         { _tag: "SoftInvalidate", pool: this.name, record: item, connection: item.connection, cause } :
         { _tag: "Invalidate", pool: this.name, record: item, connection: item.connection, cause }
-      item.invalidationCause = cause
       const announce = Effect.zipRight(
         this.log("info", soft ? "soft invalidate" : "invalidate", item),
         this.emit(event)
@@ -1062,14 +1055,7 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
           this.lent++
           return Effect.matchCauseEffect(f(this.hookContext(item)), {
             onSuccess: () => this.offer(item),
-            onFailure: (cause) => {
-              const rejection = Cause.failureOption(cause)
-              if (rejection._tag === "Some" && rejection.value.invalidateAll) this.bumpGeneration()
-              return this.closeItem(
-                item,
-                rejection._tag === "Some" ? asCloseReason(rejection.value.reason) : "rejected"
-              )
-            }
+            onFailure: (cause) => this.closeRejected(item, cause)
           })
         }), { discard: true })
     })
@@ -1195,27 +1181,14 @@ export const use: {
   f: (connection: C) => Effect.Effect<A, E2, R>
 ): Effect.Effect<A, E | E2 | PoolError, R> => {
   const pool = impl(self)
-  return Effect.uninterruptibleMask((restore) =>
-    Effect.suspend(() => {
-      const item = pool.tryTake()
-      return item !== undefined ?
-        pool.run(item, restore, f) :
-        Effect.flatMap(pool.acquireSlow(restore, 0), (item) => pool.run(item, restore, f))
-    })
-  )
+  return Effect.uninterruptibleMask((restore) => pool.checkoutThen(restore, (item) => pool.run(item, restore, f)))
 })
 
 /** @internal */
 export const get = <C, E>(self: PoolTypes.Pool<C, E>): Effect.Effect<C, E | PoolError, Scope.Scope> => {
   const pool = impl(self)
   return Effect.uninterruptibleMask((restore) =>
-    Effect.flatMap(Effect.scope, (scope) =>
-      Effect.suspend(() => {
-        const item = pool.tryTake()
-        return item !== undefined ?
-          pool.attach(scope, item) :
-          Effect.flatMap(pool.acquireSlow(restore, 0), (item) => pool.attach(scope, item))
-      }))
+    Effect.flatMap(Effect.scope, (scope) => pool.checkoutThen(restore, (item) => pool.attach(scope, item)))
   )
 }
 
@@ -1234,7 +1207,7 @@ class LeaseImpl<C> implements PoolTypes.Lease<C> {
 export const checkout = <C, E>(self: PoolTypes.Pool<C, E>): Effect.Effect<PoolTypes.Lease<C>, E | PoolError> => {
   const pool = impl(self)
   return Effect.uninterruptibleMask((restore) =>
-    Effect.map(pool.acquire(restore, 0), (item) => new LeaseImpl(pool, item, item.token))
+    pool.checkoutThen(restore, (item) => Effect.succeed(new LeaseImpl(pool, item, item.token)))
   )
 }
 

@@ -238,7 +238,7 @@ export const check = (options: Sqlite.SqliteOptions): Effect.Effect<void, Sqlite
 /** @internal */
 export const defaultConfig: Config.Config.Wrap<Sqlite.SqliteOptions> = { filename: Config.string("SQLITE_FILENAME") }
 
-const isTag = (u: unknown): u is Context.Tag<any, Driver<Sqlite.SqliteConnection, SqliteError>> => Context.isTag(u)
+const layers = driverInternal.makeLayers({ tag: () => SqliteDriver, driver, check, config: defaultConfig })
 
 /** @internal */
 export const layer: {
@@ -247,11 +247,7 @@ export const layer: {
     tag: Context.Tag<I, Driver<Sqlite.SqliteConnection, SqliteError>>,
     options: Sqlite.SqliteOptions
   ): Layer.Layer<I, SqliteError>
-} = (...args: ReadonlyArray<unknown>): Layer.Layer<any, SqliteError> => {
-  const tag: Context.Tag<any, Driver<Sqlite.SqliteConnection, SqliteError>> = isTag(args[0]) ? args[0] : SqliteDriver
-  const options = (isTag(args[0]) ? args[1] : args[0]) as Sqlite.SqliteOptions
-  return Layer.effect(tag, Effect.as(check(options), driver(options)))
-}
+} = layers.layer
 
 /** @internal */
 export const layerConfig: {
@@ -262,8 +258,4 @@ export const layerConfig: {
     tag: Context.Tag<I, Driver<Sqlite.SqliteConnection, SqliteError>>,
     config?: Config.Config.Wrap<Sqlite.SqliteOptions>
   ): Layer.Layer<I, SqliteError | ConfigError.ConfigError>
-} = (...args: ReadonlyArray<unknown>): Layer.Layer<any, SqliteError | ConfigError.ConfigError> => {
-  const tag: Context.Tag<any, Driver<Sqlite.SqliteConnection, SqliteError>> = isTag(args[0]) ? args[0] : SqliteDriver
-  const config = (isTag(args[0]) ? args[1] : args[0]) as Config.Config.Wrap<Sqlite.SqliteOptions> | undefined
-  return Layer.unwrapEffect(Effect.map(Config.unwrap(config ?? defaultConfig), (options) => layer(tag, options)))
-}
+} = layers.layerConfig
