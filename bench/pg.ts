@@ -29,7 +29,7 @@ import * as Pg from "../src/Driver/Pg.js"
 import * as RPool from "../src/Pool.js"
 import * as Postgres from "../test/utils/postgres.js"
 import { json, option, quick, rounds, writeDocs } from "./cli.js"
-import { pgSectionMarkers } from "./report.js"
+import { pgSectionMarkers, versionOf } from "./report.js"
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.resolve(here, "..")
@@ -341,16 +341,6 @@ const median = (xs: ReadonlyArray<number>) => {
 }
 
 const fmt = (x: number) => Number.isFinite(x) ? x.toLocaleString("en-US", { maximumFractionDigits: 0 }) : "—"
-
-const versionOf = (name: string) => {
-  try {
-    return (JSON.parse(fs.readFileSync(path.join(root, "node_modules", name, "package.json"), "utf8")) as {
-      version: string
-    }).version
-  } catch {
-    return "?"
-  }
-}
 
 const main = Effect.gen(function*() {
   const startedAt = Date.now()

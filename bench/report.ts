@@ -3,6 +3,23 @@
  * `docs/benchmarks.md` page around a run's tables.
  */
 
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
+
+/** The installed version of a package, for the report's header; `"?"` when it is not installed. */
+export const versionOf = (pkg: string): string => {
+  try {
+    return (JSON.parse(fs.readFileSync(path.join(root, "node_modules", pkg, "package.json"), "utf8")) as {
+      version: string
+    }).version
+  } catch {
+    return "?"
+  }
+}
+
 /** One (pool, scenario) result: medians across rounds, FIFO inversions the most seen in a round. */
 export interface Row {
   readonly pool: string

@@ -12,7 +12,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { json, option, quick, rounds, writeDocs } from "./cli.js"
-import { chart, type Row } from "./report.js"
+import { chart, type Row, versionOf } from "./report.js"
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.resolve(here, "..")
@@ -262,16 +262,6 @@ const targetLines = (targets: ReadonlyArray<Target>): string =>
 // ---------------------------------------------------------------------------------------------------------------
 // main
 // ---------------------------------------------------------------------------------------------------------------
-
-const versionOf = (pkg: string): string => {
-  try {
-    return (JSON.parse(fs.readFileSync(path.join(root, "node_modules", pkg, "package.json"), "utf8")) as {
-      version: string
-    }).version
-  } catch {
-    return "?"
-  }
-}
 
 const main = async () => {
   const started = Date.now()
