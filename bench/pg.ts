@@ -1,5 +1,6 @@
 /**
- * The PostgreSQL benchmark: `npx tsx bench/pg.ts [--quick] [--json] [--docs] [--rounds N] [--subjects a,b]`.
+ * The PostgreSQL benchmark: `npm run bench:pg --` or `npx tsx bench/bundle.ts bench/pg.ts [--quick] [--json] [--docs] [--rounds N] [--subjects a,b]
+ * [--scenarios 64/8,256/8] [--queries "SELECT 1"]`.
  *
  * Starts a throwaway PostgreSQL 15 cluster (`test/utils/postgres.ts`) and compares, for `SELECT 1` and a primary-key
  * select on a table it creates, N callers over M connections (8/8, 64/8, 256/8): effect-reservoir with the `Pg`
@@ -22,17 +23,15 @@ import * as Scope from "effect/Scope"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { fileURLToPath } from "node:url"
 import pg from "pg"
 import { type ConnectionRecord, standalone } from "../src/ConnectionRecord.js"
 import * as Pg from "../src/Driver/Pg.js"
 import * as RPool from "../src/Pool.js"
 import * as Postgres from "../test/utils/postgres.js"
 import { json, option, quick, rounds, writeDocs } from "./cli.js"
+import { resultsDir, root } from "./paths.js"
 import { pgSectionMarkers, versionOf } from "./report.js"
 
-const here = path.dirname(fileURLToPath(import.meta.url))
-const root = path.resolve(here, "..")
 const warmupMs = quick ? 200 : 500
 const measureMs = Number(option("--measure") ?? (quick ? 1000 : 3000))
 /** Warm-up of every subject once, before the first measurement, so JIT tiers do not favour whoever runs last. */
@@ -44,8 +43,13 @@ const say = (line: string) => (json ? process.stderr : process.stdout).write(lin
 process.once("SIGINT", () => process.exit(130))
 process.once("SIGTERM", () => process.exit(143))
 
-const scenarios = [{ n: 8, m: 8 }, { n: 64, m: 8 }, { n: 256, m: 8 }]
-const queries = [
+const allScenarios = [{ n: 8, m: 8 }, { n: 64, m: 8 }, { n: 256, m: 8 }]
+/** `--scenarios 64/8,256/8` runs only those (for profiling one case); the default is all three. */
+const chosenScenarios = option("--scenarios")?.split(",")
+const scenarios = chosenScenarios === undefined
+  ? allScenarios
+  : allScenarios.filter((s) => chosenScenarios.includes(`${s.n}/${s.m}`))
+const allQueries = [
   { name: "SELECT 1", sql: "SELECT 1", params: () => [] as Array<unknown> },
   {
     name: "pk select",
@@ -53,6 +57,9 @@ const queries = [
     params: () => [1 + Math.floor(Math.random() * 1000)] as Array<unknown>
   }
 ]
+/** `--queries "SELECT 1"` runs only that query; the default is both. */
+const chosenQueries = option("--queries")?.split(",")
+const queries = chosenQueries === undefined ? allQueries : allQueries.filter((q) => chosenQueries.includes(q.name))
 const allSubjects = [
   "effect-reservoir+pg",
   "pg.Pool",
@@ -549,7 +556,7 @@ Effect.runPromise(Effect.scoped(main)).then(({ meta, runs }) => {
   ].join("\n")
   say("")
   say(markdown)
-  const dir = path.join(here, "results")
+  const dir = resultsDir
   fs.mkdirSync(dir, { recursive: true })
   const stamp = meta.date.replace(/[:.]/g, "-")
   const output = { meta, results, targets: targetLines }

@@ -5,9 +5,7 @@
 
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { fileURLToPath } from "node:url"
-
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
+import { root } from "./paths.js"
 
 /** The installed version of a package, for the report's header; `"?"` when it is not installed. */
 export const versionOf = (pkg: string): string => {

@@ -10,13 +10,10 @@ import { execFile } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { fileURLToPath } from "node:url"
+import { bundle } from "./bundle.js"
 import { json, option, quick, rounds, writeDocs } from "./cli.js"
+import { benchDir as here, resultsDir, root } from "./paths.js"
 import { chart, type Row, versionOf } from "./report.js"
-
-const here = path.dirname(fileURLToPath(import.meta.url))
-const root = path.resolve(here, "..")
-const resultsDir = path.join(here, "results")
 
 const warmupMs = quick ? 60 : 300
 const measureMs = quick ? 150 : 1000
@@ -65,17 +62,7 @@ const selected = only === undefined ? [...pools] : pools.filter((p) => only.incl
 const buildWorker = async (): Promise<{ command: string; args: Array<string> }> => {
   const out = path.join(resultsDir, ".build", "worker.cjs")
   try {
-    const esbuild = await import("esbuild")
-    await esbuild.build({
-      entryPoints: [path.join(here, "worker.ts")],
-      bundle: true,
-      platform: "node",
-      format: "cjs",
-      target: "node20",
-      outfile: out,
-      external: ["pg", "pg-native"],
-      logLevel: "error"
-    })
+    await bundle(path.join(here, "worker.ts"), out, "cjs")
     return { command: process.execPath, args: ["--expose-gc", "--max-old-space-size=8192", out] }
   } catch (error) {
     say(`esbuild unavailable (${String(error)}); running the worker through tsx (slower start)`)
