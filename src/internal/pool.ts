@@ -110,6 +110,8 @@ export class Item<C> implements ConnectionRecord {
 const WAITING = 0
 const GRANTED = 1
 const DONE = 2
+/** `Pool.use` only: the borrower's function has started on the connection it was handed. */
+const RUNNING = 3
 
 interface ConnectTask<C> {
   waiter: Waiter<C> | undefined
@@ -122,7 +124,7 @@ interface ConnectTask<C> {
 class Waiter<C> {
   prev: Waiter<C> | undefined = undefined
   next: Waiter<C> | undefined = undefined
-  state: 0 | 1 | 2 = WAITING
+  state: 0 | 1 | 2 | 3 = WAITING
   resume: ((effect: Effect.Effect<Item<C>, any>) => void) | undefined = undefined
   /** The outcome decided before `resume` was registered (never in practice: hand-offs happen on later steps). */
   early: Effect.Effect<Item<C>, any> | undefined = undefined
@@ -497,31 +499,79 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
     return undefined
   }
 
-  park(
-    restore: <A, E1, R>(effect: Effect.Effect<A, E1, R>) => Effect.Effect<A, E1, R>,
-    attempt: number
-  ): Effect.Effect<Item<C>, E | PoolError> {
+  /** Queues a waiter (at the front for a retry after a rejected checkout), or refuses when `maxWaiters` are queued. */
+  enqueueWaiter(attempt: number): Waiter<C> | PoolExhaustedError {
     if (this.waiting >= this.maxWaiters) {
-      return Effect.fail(new PoolExhaustedError({ pool: this.name, maxWaiters: this.maxWaiters, stats: this.stats() }))
+      return new PoolExhaustedError({ pool: this.name, maxWaiters: this.maxWaiters, stats: this.stats() })
     }
     const now = this.now()
     const waiter = new Waiter<C>(now, now + this.timeoutMillis)
     this.enqueue(waiter, attempt > 0)
     this.pump()
     this.gauges()
+    return waiter
+  }
+
+  /** The wait itself: resumed by `grant` or `reject`, inside a span when an exporting tracer is installed. */
+  waitFor(waiter: Waiter<C>): Effect.Effect<Item<C>, E | PoolError> {
+    const wait = Effect.async<Item<C>, E | PoolError>((resume) => {
+      if (waiter.early !== undefined) return resume(waiter.early)
+      waiter.resume = resume
+    })
+    return this.traceWaits ? Effect.withSpan(wait, "db.client.connection.wait", this.waitSpan) : wait
+  }
+
+  park(
+    restore: <A, E1, R>(effect: Effect.Effect<A, E1, R>) => Effect.Effect<A, E1, R>,
+    attempt: number
+  ): Effect.Effect<Item<C>, E | PoolError> {
+    const waiter = this.enqueueWaiter(attempt)
+    if (!(waiter instanceof Waiter)) return Effect.fail(waiter)
     // The waiter is queued while uninterruptible and the clean-up is installed outside `restore`, so an interruption
     // can only land once the clean-up is in place; it then decides, in one place, whether to leave the queue or to
     // give back a connection that was handed over at the same moment.
-    const wait = restore(Effect.async<Item<C>, E | PoolError>((resume) => {
-      if (waiter.early !== undefined) return resume(waiter.early)
-      waiter.resume = resume
-    }))
-    // failure only: a grant passes straight through, without a success frame or an allocation
+    // Failure only: a grant passes straight through, without a success frame or an allocation.
     const waited = Effect.catchAllCause(
-      this.traceWaits ? Effect.withSpan(wait, "db.client.connection.wait", this.waitSpan) : wait,
+      restore(this.waitFor(waiter)),
       (cause) => Effect.zipRight(this.cancel(waiter), Effect.failCause(cause))
     )
     return this.slowCheckout ? Effect.flatMap(waited, (item) => this.validate(item, restore, attempt)) : waited
+  }
+
+  /**
+   * `Pool.use` when it has to wait and no checkout check applies: the wait and the borrower's function share one
+   * interruptible region and one clean-up, instead of a region and a clean-up each. The clean-up tells the cases
+   * apart by the waiter's state: still queued or failed (leave the queue), handed a connection the function never
+   * started on (give it back untouched), or running (return it, as after any use).
+   */
+  useParked<A, E2, R>(
+    restore: <A1, E1, R1>(effect: Effect.Effect<A1, E1, R1>) => Effect.Effect<A1, E1, R1>,
+    f: (connection: C) => Effect.Effect<A, E2, R>
+  ): Effect.Effect<A, E | E2 | PoolError, R> {
+    const waiter = this.enqueueWaiter(0)
+    if (!(waiter instanceof Waiter)) return Effect.fail(waiter)
+    let token = 0
+    return Effect.matchCauseEffect(
+      restore(Effect.flatMap(this.waitFor(waiter), (item) => {
+        waiter.state = RUNNING
+        token = item.token
+        return f(item.connection)
+      })),
+      {
+        onSuccess: (a) => {
+          const item = waiter.item!
+          waiter.item = undefined
+          const returned = this.release(item, token, this.slowReturn ? Exit.succeed(a) : Exit.void)
+          return returned === Effect.void ? Effect.succeed(a) : Effect.as(returned, a)
+        },
+        onFailure: (cause) => {
+          if (waiter.state !== RUNNING) return Effect.zipRight(this.cancel(waiter), Effect.failCause(cause))
+          const item = waiter.item!
+          waiter.item = undefined
+          return Effect.zipRight(this.release(item, token, Exit.failCause(cause)), Effect.failCause(cause))
+        }
+      }
+    )
   }
 
   /** Runs when a waiting checkout is interrupted: leave the queue, or give back what was handed over meanwhile. */
@@ -1181,7 +1231,16 @@ export const use: {
   f: (connection: C) => Effect.Effect<A, E2, R>
 ): Effect.Effect<A, E | E2 | PoolError, R> => {
   const pool = impl(self)
-  return Effect.uninterruptibleMask((restore) => pool.checkoutThen(restore, (item) => pool.run(item, restore, f)))
+  return Effect.uninterruptibleMask((restore) =>
+    Effect.suspend(() => {
+      const item = pool.tryTake()
+      if (item !== undefined) return pool.run(item, restore, f)
+      // a wait with nothing to check on checkout takes the combined path; everything else the general one
+      return pool.closed || pool.slowCheckout || (pool.waiting === 0 && pool.idle.length > 0)
+        ? Effect.flatMap(pool.acquireSlow(restore, 0), (item) => pool.run(item, restore, f))
+        : pool.useParked(restore, f)
+    })
+  )
 })
 
 /** @internal */

@@ -100,9 +100,8 @@ export const run = (s: Scenario) =>
         fiber: undefined
       }
       borrowers.push(b)
-      b.fiber = yield* Effect.fork(
-        Effect.scoped(Effect.gen(function*() {
-          const connection = yield* Pool.get(pool)
+      const hold = (connection: Memory.MemoryConnection) =>
+        Effect.gen(function*() {
           const holder = holders.get(connection.id)
           if (holder !== undefined) violations.push(`I2: connection ${connection.id} lent to ${holder} and ${b.id}`)
           if (connection.closed) violations.push(`lent a closed connection ${connection.id}`)
@@ -116,7 +115,10 @@ export const run = (s: Scenario) =>
               if (holders.get(connection.id) === b.id) holders.delete(connection.id)
             })
           )
-        })).pipe(
+        })
+      // both checkout forms, alternating: `get` (a scope) and `use` (its own wait-and-run path)
+      b.fiber = yield* Effect.fork(
+        (b.id % 2 === 0 ? Effect.scoped(Effect.flatMap(Pool.get(pool), hold)) : Pool.use(pool, hold)).pipe(
           // a finalizer, so that it also runs for an interrupted borrower
           Effect.onExit((exit) =>
             Effect.sync(() => {
