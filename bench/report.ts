@@ -43,7 +43,10 @@ const colors = [
   "#57606a",
   "#8c959f",
   "#d0d7de",
-  "#0f766e"
+  "#0f766e",
+  "#e36209",
+  "#f9c513",
+  "#a40e26"
 ]
 
 const escape = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")

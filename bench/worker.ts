@@ -77,6 +77,39 @@ class FakeClient {
   unref(): void {}
 }
 
+/**
+ * The least a fair pool can do in Effect, for the `floor/handoff` floors: M tokens and a FIFO queue of parked fibers;
+ * a returned token goes to the oldest parked fiber (no barging), so under contention every cycle parks and resumes a
+ * fiber, as a fair pool must. No timeouts, no interruption safety, no metrics: a floor, not a pool.
+ */
+class Handoff {
+  private readonly parked: Array<(effect: Effect.Effect<void>) => void> = []
+  private head = 0
+  constructor(private free: number) {}
+  readonly take: Effect.Effect<void> = Effect.suspend(() => {
+    if (this.free > 0 && this.head === this.parked.length) {
+      this.free--
+      return Effect.void
+    }
+    return Effect.async<void>((resume) => {
+      this.parked.push(resume)
+    })
+  })
+  readonly give: Effect.Effect<void> = Effect.sync(() => {
+    if (this.head < this.parked.length) {
+      const resume = this.parked[this.head]
+      this.parked[this.head++] = undefined!
+      if (this.head > 1024 && this.head * 2 > this.parked.length) {
+        this.parked.splice(0, this.head)
+        this.head = 0
+      }
+      resume(Effect.void)
+    } else {
+      this.free++
+    }
+  })
+}
+
 const range = (n: number): Array<number> => Array.from({ length: n }, (_, i) => i)
 
 const resolved: Promise<void> = Promise.resolve()
@@ -216,6 +249,50 @@ const makeSubject = async (name: string, m: number): Promise<Subject> => {
             enter()
             return semaphore.withPermits(1)(f(undefined))
           }),
+        close: () => resolved
+      }
+    }
+    case "floor/handoff":
+    case "floor/handoff-masked":
+    case "floor/scoped-handoff": {
+      const handoff = new Handoff(m)
+      if (name === "floor/handoff-masked") {
+        return {
+          kind: "effect",
+          cycle: (enter, f) =>
+            Effect.uninterruptibleMask((restore) =>
+              Effect.suspend(() => {
+                enter()
+                return Effect.matchCauseEffect(restore(Effect.flatMap(handoff.take, () => f(undefined))), {
+                  onSuccess: () => handoff.give,
+                  onFailure: (cause) => Effect.zipRight(handoff.give, Effect.failCause(cause))
+                })
+              })
+            ),
+          close: () => resolved
+        }
+      }
+      if (name === "floor/handoff") {
+        return {
+          kind: "effect",
+          cycle: (enter, f) =>
+            Effect.suspend(() => {
+              enter()
+              return Effect.flatMap(handoff.take, () => Effect.zipRight(f(undefined), handoff.give))
+            }),
+          close: () => resolved
+        }
+      }
+      return {
+        kind: "effect",
+        cycle: (enter, f) =>
+          Effect.scoped(Effect.flatMap(Effect.scope, (scope) => {
+            enter()
+            return Effect.flatMap(
+              handoff.take,
+              () => Effect.zipRight(Scope.addFinalizer(scope, handoff.give), f(undefined))
+            )
+          })),
         close: () => resolved
       }
     }
@@ -366,7 +443,12 @@ const throughput = async (job: Extract<Job, { mode: "throughput" }>): Promise<vo
     // borrowers still parked in a slow pool would take long to drain: the process ends here
     process.exit(0)
   }
-  const recorder = new Recorder(job.warmupMs, job.measureMs, job.pool.startsWith("floor/") ? Infinity : job.m, finish)
+  const recorder = new Recorder(
+    job.warmupMs,
+    job.measureMs,
+    job.pool.startsWith("floor/") && !job.pool.includes("handoff") ? Infinity : job.m,
+    finish
+  )
   // a timer ends the run when every borrower is parked; a borrower that sees the clock ends it when timers starve
   setTimeout(() => {
     const now = process.hrtime.bigint()
