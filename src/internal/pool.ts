@@ -404,9 +404,8 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
   }
 
   /** Hands a connection to a waiter; the waiter's fiber resumes on its own later step. */
-  grant(waiter: Waiter<C>, item: Item<C>): void {
+  grant(waiter: Waiter<C>, item: Item<C>, now: number): void {
     this.unlink(waiter)
-    const now = this.now()
     this.lend(item, now)
     waiter.state = GRANTED
     waiter.item = item
@@ -672,14 +671,15 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
   release(item: Item<C>, token: number, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
     if (item.token !== token || !item.borrowed) return Effect.void
     item.borrowed = false
-    this.metrics.useTime(this.now() - item.lastUsedAt)
+    const now = this.now()
+    this.metrics.useTime(now - item.lastUsedAt)
     if (item.state !== LENT) {
       // closed underneath the borrower (hard invalidate or forced shutdown): only the checkin is left to tell
       return this.listening
         ? this.emit({ _tag: "Checkin", pool: this.name, record: item, connection: item.connection })
         : Effect.void
     }
-    if (!this.slowReturn) return this.offer(item)
+    if (!this.slowReturn) return this.offer(item, now)
     item.state = RETURNING
     return this.slowRelease(item, exit)
   }
@@ -747,14 +747,15 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
 
   /**
    * Puts a clean connection back: to the oldest waiter, else idle, else (overflow, stale, closing) closed. The item
-   * is either fresh from a connect, or lent / returning / maintained.
+   * is either fresh from a connect, or lent / returning / maintained. `now` is passed by a caller that has just read
+   * the clock (a plain return), so a hand-off reads it once.
    */
-  offer(item: Item<C>): Effect.Effect<void> {
+  offer(item: Item<C>, now?: number): Effect.Effect<void> {
     const reason = this.closed ? "shutdown" : this.staleReason(item)
     if (reason !== undefined) return this.closeItem(item, reason)
     const waiter = this.head
     if (waiter !== undefined) {
-      this.grant(waiter, item)
+      this.grant(waiter, item, now ?? this.now())
       this.gauges()
       return Effect.void
     }
