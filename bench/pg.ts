@@ -487,12 +487,17 @@ fails or is interrupted). \`--quick\` takes about a minute (1 round of 1 s per s
     the same with each query wrapped in \`Effect.tryPromise\` and the callers as fibers.
   - \`diag/Pg driver, no pool\` (8/8 only): our \`Pg\` driver's \`query\` on M bare driver connections, one per
     caller, no pool. Diagnostic: it separates the driver's cost from the pool's.
+- **Compiled, as a user runs it**: \`npm run bench:pg\` bundles \`bench/pg.ts\` with esbuild (\`bench/bundle.ts\`) and runs
+  the bundle; every subject, ours and the others, runs from it. Run through \`tsx\` instead, our side measured 36–44
+  µs of client CPU per query at 64/8 against 30–32 bundled (tsx keeps function names by wrapping closures in a
+  \`__name\` call as they are created, among other costs no user pays), while the ceilings hardly moved.
 - **Callers**: N loops of \`query → await result\`, as one \`Effect.forEach\` of N fibers (Effect subjects) or N
   \`async\` loops (promise subjects).
 - **Metrics**: qps counts queries completed inside the window. Latency is request to result for every query that
   overlaps the window (finished after it opened, started before it closed), so a caller starved across the whole
-  window still counts in p99 and max with its full wait. Client CPU is this process's user + system CPU over the window per query (the server's CPU is not in it; on a
-  2-core machine it competes with the client for the same cores, which is why client CPU moves qps).
+  window still counts in p99 and max with its full wait. Client CPU is this process's user + system CPU over the
+  window per query (the server's CPU is not in it; on a 2-core machine it competes with the client for the same
+  cores, which is why client CPU moves qps).
 - **Order and drift**: every subject is warmed up once before the first measurement; then, per scenario and query,
   the subjects run one after another, rotated each round, in one process; medians across rounds.
 - **Targets** (SELECT 1, ratios from the same run): ≥ 0.95× the Effect ceiling at 8/8, ≥ 0.9× at 64/8 and 256/8;

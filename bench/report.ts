@@ -169,9 +169,17 @@ ${Object.entries(meta.versions).map(([k, v]) => `${k} ${v}`).join(", ")}; effect
 - **Hold**: \`none\` returns at once; \`tick\` holds the resource across one event-loop turn through the macrotask
   queue, the same way for everyone: \`Effect.async\` resumed by \`setImmediate\`, or a Promise resolved by
   \`setImmediate\`.
-- **Floors** (no pool, N loops, M ignored): \`floor/await\` awaits an already-resolved promise;
-  \`floor/acquireUseRelease\` is \`Effect.acquireUseRelease(Effect.void, f, () => Effect.void)\`; \`floor/scoped\` is
-  \`Effect.scoped(f())\`. They carry the same bookkeeping as the pools, so they show the harness's own cost.
+- **Floors** carry the same bookkeeping as the pools, so they show the harness's own cost too. Without a pool
+  (N loops, M ignored): \`floor/await\` awaits an already-resolved promise; \`floor/acquireUseRelease\` is
+  \`Effect.acquireUseRelease(Effect.void, f, () => Effect.void)\`; \`floor/scoped\` is \`Effect.scoped(f())\`.
+  With M permits: \`floor/semaphore\` is Effect's \`Semaphore.withPermits(1)\`, which barges (a fiber that gives a
+  permit back takes it again before the fibers it woke run), so under hold \`none\` it hardly ever parks and is no
+  contended floor. The contended floors are a fair hand-off, the least a FIFO pool can do in Effect: M tokens and a
+  queue of parked fibers, a returned token going to the oldest (\`bench/worker.ts\`, class \`Handoff\`), so under
+  contention every cycle parks and resumes a fiber. \`floor/handoff\` is just that (no timeouts, no interruption
+  safety, no metrics); \`floor/handoff-masked\` adds what interruption safety costs in Effect
+  (\`uninterruptibleMask\`, \`restore\` around wait and work, one clean-up); \`floor/scoped-handoff\` is the hand-off
+  inside \`Effect.scoped\` with the return as the scope's one finalizer, the least a scoped checkout costs.
 - **Isolation and drift**: every (pool, scenario) runs in a fresh Node process; within a scenario the pools run
   one after another round-robin and the starting pool rotates each round; the table shows the median of the rounds.
 - **Metrics**: ops/s is cycles granted inside the measured window (after a warm-up) divided by its wall time. CPU
@@ -189,8 +197,11 @@ ${Object.entries(meta.versions).map(([k, v]) => `${k} ${v}`).join(", ")}; effect
 - **Heap per parked waiter**: a pool of one, held by one borrower; after \`global.gc()\` (\`--expose-gc\`),
   \`heapUsed\` before and after parking W waiters (10k and 100k), divided by W. A waiter is the whole borrower: the
   fiber of \`Effect.runFork(checkout)\`, or the \`async\` function and its promise. \`floor/fiber\` is a bare fiber
-  parked in \`Effect.async\`; \`floor/await\` a bare \`async\` function awaiting a pending promise.
-- **Targets** are ratios from the same run, never wall-clock thresholds.
+  parked in \`Effect.async\`; \`floor/await\` a bare \`async\` function awaiting a pending promise;
+  \`floor/handoff\` and \`floor/scoped-handoff\` are fibers parked in those floors.
+- **Targets** are ratios from the same run, never wall-clock thresholds. Under each one, "Effect's floor, same
+  measure" computes the same ratio for the floors above, from the same run: where a floor misses a target too, the
+  target is below what Effect 3 itself can do, and the line shows how far.
 
 ${runMarkdown.replace(/^## /m, "## Latest ").replace(/^### /gm, "### ")}
 ${pgSection === undefined ? "" : `\n${pgSection.trim()}\n`}`

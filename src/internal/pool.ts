@@ -438,10 +438,11 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
   // -------------------------------------------------------------------------------------------------------------
 
   /**
-   * Checks out a connection. Only the wait is interruptible (`restore`); everything else runs uninterruptibly, so a
-   * connection handed over at the moment of an interruption or timeout is given back, never lost.
+   * Checks out a connection and continues with `k` (`get`, `checkout`; `use` has a combined wait of its own, see
+   * `useParked`): synchronously on the fast path, after `acquireSlow` otherwise. Only the wait is interruptible
+   * (`restore`); everything else runs uninterruptibly, so a connection handed over at the moment of an interruption
+   * or timeout is given back, never lost.
    */
-  /** Checks out a connection and continues with `k`: synchronously on the fast path, after `acquireSlow` otherwise. */
   checkoutThen<A, E2, R>(
     restore: <A1, E1, R1>(effect: Effect.Effect<A1, E1, R1>) => Effect.Effect<A1, E1, R1>,
     k: (item: Item<C>) => Effect.Effect<A, E2, R>
