@@ -172,7 +172,7 @@ ${Object.entries(meta.versions).map(([k, v]) => `${k} ${v}`).join(", ")}; effect
 - **Floors** carry the same bookkeeping as the pools, so they show the harness's own cost too. Without a pool
   (N loops, M ignored): \`floor/await\` awaits an already-resolved promise; \`floor/acquireUseRelease\` is
   \`Effect.acquireUseRelease(Effect.void, f, () => Effect.void)\`; \`floor/scoped\` is \`Effect.scoped(f())\`.
-  With M permits: \`floor/semaphore\` is Effect's \`Semaphore.withPermits(1)\`, which barges (a fiber that gives a
+  With M permits: \`floor/semaphore\` (only with \`--pools floor/semaphore\`) is Effect's \`Semaphore.withPermits(1)\`, which barges (a fiber that gives a
   permit back takes it again before the fibers it woke run), so under hold \`none\` it hardly ever parks and is no
   contended floor. The contended floors are a fair hand-off, the least a FIFO pool can do in Effect: M tokens and a
   queue of parked fibers, a returned token going to the oldest (\`bench/worker.ts\`, class \`Handoff\`), so under

@@ -317,8 +317,12 @@ const random = () => (seed = (seed * 48271) % 0x7fffffff) / 0x7fffffff
 class Recorder {
   /** 0: warm-up, 1: measuring, 2: done */
   phase = 0
-  readonly startAt: bigint
-  readonly endAt: bigint
+  /** Set when the start gate opens: the warm-up runs from then. */
+  startAt = 0n
+  /** Set when the window opens: it lasts `measureMs` from then. */
+  endAt = 0n
+  readonly warmupNs: bigint
+  readonly measureNs: bigint
   cpuStart: NodeJS.CpuUsage = { user: 0, system: 0 }
   wallStart = 0n
   ops = 0
@@ -341,9 +345,13 @@ class Recorder {
     readonly resources: number,
     readonly onDone: () => void
   ) {
-    const now = process.hrtime.bigint()
-    this.startAt = now + BigInt(Math.round(warmupMs * 1e6))
-    this.endAt = this.startAt + BigInt(Math.round(measureMs * 1e6))
+    this.warmupNs = BigInt(Math.round(warmupMs * 1e6))
+    this.measureNs = BigInt(Math.round(measureMs * 1e6))
+  }
+
+  /** The start gate opened (every borrower is running): the warm-up starts now. */
+  open(now: bigint): void {
+    this.startAt = now + this.warmupNs
   }
 
   /** Called by a borrower before each request; `false` once the measurement is over. */
@@ -357,6 +365,7 @@ class Recorder {
     this.phase = 1
     this.cpuStart = process.cpuUsage()
     this.wallStart = now
+    this.endAt = now + this.measureNs
   }
 
   request(): number {
@@ -449,16 +458,31 @@ const throughput = async (job: Extract<Job, { mode: "throughput" }>): Promise<vo
     job.pool.startsWith("floor/") && !job.pool.includes("handoff") ? Infinity : job.m,
     finish
   )
-  // a timer ends the run when every borrower is parked; a borrower that sees the clock ends it when timers starve
-  setTimeout(() => {
-    const now = process.hrtime.bigint()
-    if (recorder.phase === 0) recorder.startMeasuring(now)
-    const check = () => {
-      if (process.hrtime.bigint() >= recorder.endAt) finish()
-      else setTimeout(check, 1)
-    }
-    check()
-  }, job.warmupMs + job.measureMs).unref()
+  /**
+   * The start gate: every borrower parks here until all N are running, then all go at once. Without it, a borrower
+   * that never parks (any pool or floor under hold none with a free resource) runs on alone: Effect's scheduler
+   * then never gets back to the `Effect.forEach` that starts the other N − 1 fibers (seen: one fiber of ten started
+   * after 3 s), and "N borrowers" would measure one.
+   */
+  let arrived = 0
+  const atGate: Array<() => void> = []
+  const arrive = (go: () => void) => {
+    arrived++
+    if (arrived < job.n) return void atGate.push(go)
+    recorder.open(process.hrtime.bigint())
+    // a timer ends the run when every borrower is parked; a borrower that sees the clock ends it when timers starve
+    setTimeout(() => {
+      if (recorder.phase === 0) recorder.startMeasuring(process.hrtime.bigint())
+      const check = () => {
+        if (process.hrtime.bigint() >= recorder.endAt) finish()
+        else setTimeout(check, 1)
+      }
+      check()
+    }, job.warmupMs + job.measureMs).unref()
+    for (const waiting of atGate) waiting()
+    atGate.length = 0
+    go()
+  }
   const loops: Array<Promise<void>> = []
   if (subject.kind === "effect") {
     const cycle = subject.cycle
@@ -481,12 +505,13 @@ const throughput = async (job: Extract<Job, { mode: "throughput" }>): Promise<vo
       const loop: Effect.Effect<void, unknown> = Effect.suspend(() =>
         recorder.begin(process.hrtime.bigint()) ? Effect.zipRight(cycle(enter, use), after) : Effect.void
       )
-      return loop
+      return Effect.zipRight(Effect.async<void>((resume) => arrive(() => resume(Effect.void))), loop)
     }
     loops.push(Effect.runPromise(Effect.forEach(range(job.n), borrower, { concurrency: "unbounded", discard: true })))
   } else {
     const { acquire, release } = subject
     const loop = async () => {
+      await new Promise<void>((go) => arrive(go))
       for (;;) {
         const t0 = process.hrtime.bigint()
         if (!recorder.begin(t0)) return
