@@ -137,7 +137,7 @@ export const docs = (runMarkdown: string, meta: {
 }, pgSection?: string): string =>
   `# Benchmarks
 
-Run them with \`npm run bench\` (add \`-- --quick\` for a run under a minute, \`-- --json\` for one JSON object on stdout,
+Run them with \`npm run bench\` (add \`-- --quick\` for a run under a minute, without 10000/100, \`-- --json\` for one JSON object on stdout,
 \`-- --docs\` to regenerate this page) and \`npm run bench:pg\` for the PostgreSQL comparison. Raw results of every run
 go to \`bench/results/\` (git-ignored) as JSON, markdown and SVG.
 
@@ -162,7 +162,11 @@ ${Object.entries(meta.versions).map(([k, v]) => `${k} ${v}`).join(", ")}; effect
 - **Borrowers**: N loops of \`request → checkout → hold → return\`. Effect pools and the Effect floors run as **one**
   \`Effect.runPromise\` of \`Effect.forEach(N loops, { concurrency: "unbounded" })\` (N fibers on the default
   runtime and scheduler); promise pools and \`floor/await\` run N \`async\` loops under one \`Promise.all\`. Each is
-  what a user of that library would write.
+  what a user of that library would write. A **start gate** holds every borrower until all N are running, and the
+  warm-up starts when it opens: without it, a borrower that never parks (hold \`none\` with a free resource) runs on
+  alone and Effect never gets back to the \`forEach\` that starts the others (one fiber of ten was running after 3 s).
+  With all N running, fibers of a barging pool (Effect's Pool, its Semaphore) still run many cycles per turn, each
+  finding a resource free; a fair pool forms a queue (a convoy) and every cycle parks: that is the price of FIFO.
 - **Checkout forms**: \`effect-reservoir/use\` is \`Pool.use(pool, f)\`; \`effect-reservoir/get\` is
   \`Effect.scoped(Effect.flatMap(Pool.get(pool), f))\`; Effect's Pool is \`Effect.scoped(Effect.flatMap(Pool.get(pool),
   f))\`; promise pools \`await acquire()\` then \`release()\`.
