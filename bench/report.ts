@@ -167,6 +167,12 @@ ${Object.entries(meta.versions).map(([k, v]) => `${k} ${v}`).join(", ")}; effect
   alone and Effect never gets back to the \`forEach\` that starts the others (one fiber of ten was running after 3 s).
   With all N running, fibers of a barging pool (Effect's Pool, its Semaphore) still run many cycles per turn, each
   finding a resource free; a fair pool forms a queue (a convoy) and every cycle parks: that is the price of FIFO.
+  Whether a convoy forms under hold \`none\` is a matter of phase: it starts when the fibers holding all M
+  resources were each stopped by Effect's 2048-operation budget in the middle of a cycle, and where the budget ends
+  inside a cycle depends on how many operations a cycle takes. Measured on \`floor/handoff-masked\` at 1000/10,
+  padding its cycle with 0–5 extra \`Effect.void\` steps gave no convoy at 0, 1, 3 and 4 (p50 wait under 2 µs,
+  320k–520k ops/s) and a convoy at 2 and 5 (p50 wait 5.7–7.3 ms, 146k–164k ops/s). So at 1000/10 and 10000/100
+  under hold \`none\`, compare a pool with the floor that convoys the same way (\`p50 wait\` tells which).
 - **Checkout forms**: \`effect-reservoir/use\` is \`Pool.use(pool, f)\`; \`effect-reservoir/get\` is
   \`Effect.scoped(Effect.flatMap(Pool.get(pool), f))\`; Effect's Pool is \`Effect.scoped(Effect.flatMap(Pool.get(pool),
   f))\`; promise pools \`await acquire()\` then \`release()\`.
