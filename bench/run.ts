@@ -224,6 +224,11 @@ const checkTargets = (rows: ReadonlyArray<Row>, heapRows: ReadonlyArray<HeapRow>
   }
   for (const hold of holds) {
     const ratioOf = (pool: string) => over(find(pool, 10000, 100, hold), find(pool, 10, 10, hold), "cpuNsPerOp")
+    /** Whether the borrowers queued at 10000/100 (a convoy: every cycle parks), which decides the cost per cycle. */
+    const queued = (pool: string) => {
+      const r = find(pool, 10000, 100, hold)
+      return r === undefined ? "" : r.p50WaitUs > 100 ? " (queued)" : " (no queue)"
+    }
     const big = find("effect-reservoir/use", 10000, 100, hold)
     const small = find("effect-reservoir/use", 10, 10, hold)
     const x = ratioOf("effect-reservoir/use")
@@ -231,12 +236,14 @@ const checkTargets = (rows: ReadonlyArray<Row>, heapRows: ReadonlyArray<HeapRow>
       `Pool.use CPU/cycle at 10000/100 ≤ 2× at 10/10 (hold ${hold})`,
       x,
       (x) => x <= 2,
-      x === undefined ? "" : `${fmt(big!.cpuNsPerOp)} / ${fmt(small!.cpuNsPerOp)} ns = ${x2(x)}`,
-      floorLine([
-        ["floor/handoff", ratioOf("floor/handoff")],
-        ["floor/handoff-masked", ratioOf("floor/handoff-masked")],
-        ["floor/acquireUseRelease", ratioOf("floor/acquireUseRelease")]
-      ])
+      x === undefined
+        ? ""
+        : `${fmt(big!.cpuNsPerOp)} / ${fmt(small!.cpuNsPerOp)} ns = ${x2(x)}${queued("effect-reservoir/use")}`,
+      floorLine(
+        ["floor/handoff", "floor/handoff-masked", "floor/acquireUseRelease"].map((
+          pool
+        ) => [`${pool}${queued(pool)}`, ratioOf(pool)])
+      )
     )
   }
   for (
