@@ -56,6 +56,19 @@ describe("Pool", () => {
         assert.strictEqual((yield* db.stats).opened, 1)
       }))
 
+    it.scoped("a checkout built once reads the pool anew each time it runs", () =>
+      Effect.gen(function*() {
+        const { pool } = yield* memoryPool({ size: 1, maxOverflow: 0 })
+        // built before any connection exists: the fast path must look at the pool when it runs, not when built
+        const viaUse = Pool.use(pool, (c) => Effect.succeed(c.id))
+        const viaGet = Effect.scoped(Effect.map(Pool.get(pool), (c) => c.id))
+        const viaCheckout = Effect.flatMap(Pool.checkout(pool), (lease) => Effect.as(Pool.checkin(pool, lease), 0))
+        const ids = yield* Effect.all([viaUse, viaUse, viaGet, viaGet, viaCheckout, viaUse], { concurrency: 3 })
+        assert.strictEqual(new Set(ids.slice(0, 4)).size, 1)
+        const stats = yield* Pool.stats(pool)
+        assert.deepStrictEqual([stats.open, stats.inUse, stats.waiting], [1, 0, 0])
+      }))
+
     it.scoped("reports SQLAlchemy's status line", () =>
       Effect.gen(function*() {
         const { pool } = yield* memoryPool({ size: 5, min: 2 })

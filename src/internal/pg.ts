@@ -286,6 +286,8 @@ const connect = (resolved: Resolved) => (context: ConnectContext): Effect.Effect
     })
   )
 
+const toVoid = (_: unknown): void => undefined
+
 const rowsOf = (result: unknown): ReadonlyArray<Row> => {
   const last = Array.isArray(result) ? result[result.length - 1] : result
   return Predicate.hasProperty(last, "rows") && Array.isArray(last.rows) ? last.rows as ReadonlyArray<Row> : []
@@ -301,14 +303,16 @@ const commandOf = (result: unknown): string | undefined => {
  * `AbortController` and a listener per statement, measured at about 25 µs of CPU per query (bench/pg.ts). An
  * interruption while the statement is in flight invalidates the connection, since its session is still busy.
  */
-const run = (
+const run = <A = unknown>(
   resolved: Resolved,
   connection: Pg.PgConnection,
   sql: string,
   params: ReadonlyArray<unknown> | undefined,
-  operation: Operation
-): Effect.Effect<unknown, PgError> =>
-  Effect.async<unknown, PgError>((resume) => {
+  operation: Operation,
+  /** Applied to the result in the callback, so a caller needs no `Effect.map` step after it. */
+  finish: (result: unknown) => A = (result) => result as A
+): Effect.Effect<A, PgError> =>
+  Effect.async<A, PgError>((resume) => {
     let pending: Promise<unknown>
     try {
       pending = params === undefined || params.length === 0 ?
@@ -319,7 +323,7 @@ const run = (
       return
     }
     pending.then(
-      (result) => resume(Effect.succeed(result)),
+      (result) => resume(Effect.succeed(finish(result))),
       (error) => resume(Effect.fail(wrap(operation, resolved.secrets)(error)))
     )
     return Effect.sync(() => (connection as Connection).interrupted(sql))
@@ -331,9 +335,9 @@ export const driver = (options?: Pg.PgOptions): Driver<Pg.PgConnection, PgError>
   return driverInternal.make<Pg.PgConnection, PgError>({
     dialect: "postgresql",
     connect: connect(resolved),
-    query: (connection, sql, params) => Effect.map(run(resolved, connection, sql, params, "query"), rowsOf),
-    ping: (connection) => Effect.asVoid(run(resolved, connection, resolved.liveness, undefined, "ping")),
-    begin: (connection) => Effect.asVoid(run(resolved, connection, "BEGIN", undefined, "begin")),
+    query: (connection, sql, params) => run(resolved, connection, sql, params, "query", rowsOf),
+    ping: (connection) => run(resolved, connection, resolved.liveness, undefined, "ping", toVoid),
+    begin: (connection) => run(resolved, connection, "BEGIN", undefined, "begin", toVoid),
     commit: (connection) =>
       Effect.flatMap(
         run(resolved, connection, "COMMIT", undefined, "commit"),
@@ -349,7 +353,7 @@ export const driver = (options?: Pg.PgOptions): Driver<Pg.PgConnection, PgError>
             ) :
             Effect.void
       ),
-    rollback: (connection) => Effect.asVoid(run(resolved, connection, "ROLLBACK", undefined, "rollback")),
+    rollback: (connection) => run(resolved, connection, "ROLLBACK", undefined, "rollback", toVoid),
     isDisconnect
   })
 }

@@ -441,16 +441,15 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
    * Checks out a connection and continues with `k` (`get`, `checkout`; `use` has a combined wait of its own, see
    * `useParked`): synchronously on the fast path, after `acquireSlow` otherwise. Only the wait is interruptible
    * (`restore`); everything else runs uninterruptibly, so a connection handed over at the moment of an interruption
-   * or timeout is given back, never lost.
+   * or timeout is given back, never lost. It reads the pool's state when called, so call it when the checkout runs:
+   * inside a mask's body or a `flatMap` callback, which the runtime calls at that moment.
    */
   checkoutThen<A, E2, R>(
     restore: <A1, E1, R1>(effect: Effect.Effect<A1, E1, R1>) => Effect.Effect<A1, E1, R1>,
     k: (item: Item<C>) => Effect.Effect<A, E2, R>
   ): Effect.Effect<A, E | E2 | PoolError, R> {
-    return Effect.suspend(() => {
-      const item = this.tryTake()
-      return item !== undefined ? k(item) : Effect.flatMap(this.acquireSlow(restore, 0), k)
-    })
+    const item = this.tryTake()
+    return item !== undefined ? k(item) : Effect.flatMap(this.acquireSlow(restore, 0), k)
   }
 
   /**
@@ -1233,16 +1232,16 @@ export const use: {
   f: (connection: C) => Effect.Effect<A, E2, R>
 ): Effect.Effect<A, E | E2 | PoolError, R> => {
   const pool = impl(self)
-  return Effect.uninterruptibleMask((restore) =>
-    Effect.suspend(() => {
-      const item = pool.tryTake()
-      if (item !== undefined) return pool.run(item, restore, f)
-      // a wait with nothing to check on checkout takes the combined path; everything else the general one
-      return pool.closed || pool.slowCheckout || (pool.waiting === 0 && pool.idle.length > 0)
-        ? Effect.flatMap(pool.acquireSlow(restore, 0), (item) => pool.run(item, restore, f))
-        : pool.useParked(restore, f)
-    })
-  )
+  // The mask calls its body when it runs (not when `use` is called), each time: the body reads the pool's state
+  // directly, without an `Effect.suspend` step of its own.
+  return Effect.uninterruptibleMask((restore) => {
+    const item = pool.tryTake()
+    if (item !== undefined) return pool.run(item, restore, f)
+    // a wait with nothing to check on checkout takes the combined path; everything else the general one
+    return pool.closed || pool.slowCheckout || (pool.waiting === 0 && pool.idle.length > 0)
+      ? Effect.flatMap(pool.acquireSlow(restore, 0), (item) => pool.run(item, restore, f))
+      : pool.useParked(restore, f)
+  })
 })
 
 /** @internal */
