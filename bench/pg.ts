@@ -70,7 +70,9 @@ const allSubjects = [
 ] as const
 type SubjectName = typeof allSubjects[number]
 const chosen = option("--subjects")?.split(",")
-const subjects = chosen === undefined ? [...allSubjects] : allSubjects.filter((s) => chosen.includes(s))
+const subjects = chosen === undefined ?
+  [...allSubjects] :
+  allSubjects.filter((s) => chosen.some((c) => c.trim() !== "" && s.startsWith(c.trim())))
 /** The diagnostic runs where it needs no queue of its own: one caller per connection. */
 const applies = (subject: SubjectName, n: number, m: number) => subject !== "diag/Pg driver, no pool" || n === m
 
