@@ -520,7 +520,7 @@ fails or is interrupted). \`--quick\` takes about a minute (1 round of 1 s per s
 - **Targets** (SELECT 1, ratios from the same run): ≥ 0.95× the Effect ceiling at 8/8, ≥ 0.9× at 64/8 and 256/8;
   ≥ 1.5× Effect's Pool; pg.Pool is the aim, reported, not a target. Each line also gives the same ratio within each
   round (min–max). On this shared 2-core machine the server competes with the client for the cores, and a round's
-  ratio moves by about ±15% (three full runs of the same code put 8/8 at 0.85×, 0.99× and 1.09× of the ceiling),
+  ratio moves by about ±15% (runs while this code was tuned put 8/8 anywhere from 0.85× to 1.09× of the ceiling),
   so read the median with its spread, and use more rounds (\`--rounds 5\`) for a decision.
 
 ${
