@@ -196,7 +196,8 @@ ${Object.entries(meta.versions).map(([k, v]) => `${k} ${v}`).join(", ")}; effect
   ns/op is \`process.cpuUsage()\` (user + system) over the window divided by those cycles (the harness's own bookkeeping
   included, the same for all). Wait is from entering the pool (see below) to the moment the borrower runs with the
   resource, with \`process.hrtime.bigint()\`, kept in a preallocated \`Float64Array\` (reservoir-sampled past 2^20
-  samples; max is exact).
+  samples). Max is exact and also counts the oldest request still waiting when the window closes: a borrower a
+  pool starves for the whole window is never granted, and would otherwise be missing from it.
 - **FIFO inversions**: each request takes a global sequence number, and its start time for the wait, at the moment it
   enters the pool: in the same synchronous step that hands the checkout to the pool (inside an \`Effect.suspend\`
   whose result is \`Pool.use\` / \`Pool.get\`, after \`Effect.scoped\` has opened its scope; for promise pools the

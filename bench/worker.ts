@@ -368,8 +368,12 @@ class Recorder {
     this.endAt = now + this.measureNs
   }
 
-  request(): number {
+  /** When each request in the ring was made (`hrtime` ns), for the age of the oldest still waiting at the end. */
+  readonly requestedAt = new Float64Array(RING)
+
+  request(t0: bigint): number {
     const seq = this.nextSeq++
+    this.requestedAt[seq & RING_MASK] = Number(t0)
     if (seq - this.lowest >= RING) {
       // a request older than RING grants is still waiting: count it as an inversion and stop tracking it
       this.pending[this.lowest & RING_MASK] = 0
@@ -379,6 +383,15 @@ class Recorder {
     this.pending[seq & RING_MASK] = 1
     this.mustWait[seq & RING_MASK] = this.held >= this.resources ? 1 : 0
     return seq
+  }
+
+  /**
+   * How long the oldest request still waiting has waited, ns (0 when none waits): a borrower a pool starves for the
+   * whole window is never granted, so without this it would be missing from the maximum wait.
+   */
+  oldestWaiting(now: bigint): number {
+    this.advance()
+    return this.lowest < this.nextSeq ? Number(now) - this.requestedAt[this.lowest & RING_MASK] : 0
   }
 
   advance(): void {
@@ -431,7 +444,9 @@ const throughput = async (job: Extract<Job, { mode: "throughput" }>): Promise<vo
     if (finished) return
     finished = true
     const cpu = process.cpuUsage(recorder.cpuStart)
-    const wallNs = Number(process.hrtime.bigint() - recorder.wallStart)
+    const end = process.hrtime.bigint()
+    const wallNs = Number(end - recorder.wallStart)
+    const oldestWaiting = recorder.oldestWaiting(end)
     recorder.phase = 2
     const sorted = recorder.waits.slice(0, recorder.stored).sort()
     const ops = recorder.ops
@@ -444,7 +459,9 @@ const throughput = async (job: Extract<Job, { mode: "throughput" }>): Promise<vo
       cpuNsPerOp: ops === 0 ? 0 : ((cpu.user + cpu.system) * 1000) / ops,
       p50WaitUs: quantile(sorted, 0.5) / 1000,
       p99WaitUs: quantile(sorted, 0.99) / 1000,
-      maxWaitUs: recorder.maxWait / 1000,
+      // granted or still waiting when the window closed, whichever waited longer
+      maxWaitUs: Math.max(recorder.maxWait, oldestWaiting) / 1000,
+      oldestWaitingUs: oldestWaiting / 1000,
       fifoInversions: recorder.inversions,
       ops,
       wallMs: wallNs / 1e6
@@ -492,7 +509,7 @@ const throughput = async (job: Extract<Job, { mode: "throughput" }>): Promise<vo
       let t0 = 0n
       const enter = () => {
         t0 = process.hrtime.bigint()
-        seq = recorder.request()
+        seq = recorder.request(t0)
       }
       const use = () => {
         recorder.grant(seq, t0)
@@ -515,7 +532,7 @@ const throughput = async (job: Extract<Job, { mode: "throughput" }>): Promise<vo
       for (;;) {
         const t0 = process.hrtime.bigint()
         if (!recorder.begin(t0)) return
-        const seq = recorder.request()
+        const seq = recorder.request(t0)
         const resource = await acquire()
         recorder.grant(seq, t0)
         if (tick) await promiseTick()
