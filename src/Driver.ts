@@ -75,6 +75,12 @@ export interface Driver<C, E = never> {
   query(connection: C, sql: string, params?: ReadonlyArray<unknown>): Effect.Effect<ReadonlyArray<Row>, E>
   /** `true` when the error means the connection is lost (the dialect's disconnect classifier). */
   readonly isDisconnect: (error: unknown) => boolean
+  /**
+   * Why the connection cannot be lent again, or `undefined` when it can: a statement whose caller was interrupted
+   * may still be running on it. The pool asks on every return and invalidates a busy connection with this cause.
+   * Absent when the dialect cannot be busy that way.
+   */
+  busy?(connection: C): unknown
 }
 
 /**
@@ -94,6 +100,7 @@ export interface DriverOptions<C, E> {
     | ((connection: C, sql: string, params?: ReadonlyArray<unknown>) => Effect.Effect<ReadonlyArray<Row>, E>)
     | undefined
   readonly isDisconnect?: ((error: unknown) => boolean) | undefined
+  readonly busy?: ((connection: C) => unknown) | undefined
 }
 
 /**

@@ -530,6 +530,25 @@ describe("Pool", () => {
   })
 
   describe("invalidation, detach, dispose", () => {
+    it.scoped("closes a connection the driver reports busy when it comes back, with the driver's cause", () =>
+      Effect.gen(function*() {
+        let next = 0
+        const driver = Driver.make<{ readonly id: number; running: boolean }>({
+          connect: () => Effect.acquireRelease(Effect.sync(() => ({ id: next++, running: false })), () => Effect.void),
+          busy: (c) => c.running ? "a statement is still running" : undefined
+        })
+        const pool = yield* Pool.make({ driver, size: 1, maxOverflow: 0 })
+        const causes: Array<unknown> = []
+        yield* Pool.listen(pool, { invalidate: (e) => Effect.sync(() => causes.push(e.cause)) })
+        const first = yield* Pool.use(pool, (c) => Effect.succeed(c.id))
+        // left running, as by an interrupted caller: the connection must not be lent again
+        yield* Pool.use(pool, (c) => Effect.sync(() => (c.running = true)))
+        const second = yield* Pool.use(pool, (c) => Effect.succeed(c.id))
+        assert.notStrictEqual(first, second)
+        assert.deepStrictEqual(causes, ["a statement is still running"])
+        assert.strictEqual((yield* Pool.stats(pool)).closedBy["invalidated"], 1)
+      }))
+
     it.scoped("hard invalidation closes the connection now; its return only checks in", () =>
       Effect.gen(function*() {
         const { db, pool } = yield* memoryPool()

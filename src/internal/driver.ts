@@ -30,7 +30,8 @@ export const make = <C, E = never>(options: Driver.DriverOptions<C, E>): Driver.
     commit: options.commit ?? statement("COMMIT"),
     rollback: options.rollback ?? statement("ROLLBACK"),
     query: query ?? unsupported("query"),
-    isDisconnect: options.isDisconnect ?? (() => false)
+    isDisconnect: options.isDisconnect ?? (() => false),
+    ...(options.busy === undefined ? {} : { busy: options.busy })
   }
 }
 

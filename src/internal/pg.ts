@@ -195,16 +195,21 @@ class Connection implements Pg.PgConnection {
     this.context.invalidate(wrap("query", this.secrets)(cause))
   }
 
-  /** A statement was interrupted while in flight: the session is busy, so it must not be lent again. */
-  interrupted(sql: string): void {
-    if (this.closing) return
-    this.context.invalidate(
-      new PgError({
-        reason: "Interrupted",
-        operation: "query",
-        detail: `interrupted while a statement was in flight (${sql.slice(0, 60)}); the session is busy`
-      })
-    )
+  /** Statements sent and not yet answered, and the last one sent (for the message). */
+  running = 0
+  lastSql = ""
+
+  /**
+   * Why the session cannot be lent again: a statement is still in flight when the connection comes back, which
+   * happens when its caller was interrupted. The pool asks on every return (`Driver.busy`) and invalidates it.
+   */
+  busy(): PgError | undefined {
+    if (this.running === 0 || this.closing) return undefined
+    return new PgError({
+      reason: "Interrupted",
+      operation: "query",
+      detail: `interrupted while a statement was in flight (${this.lastSql.slice(0, 60)}); the session is busy`
+    })
   }
 
   /** Ends the client once, whatever calls it; later calls share the first call's promise. */
@@ -299,9 +304,11 @@ const commandOf = (result: unknown): string | undefined => {
 }
 
 /**
- * One statement. `Effect.async` with a canceler rather than `tryPromise` with an `AbortSignal`: the signal costs an
- * `AbortController` and a listener per statement, measured at about 25 µs of CPU per query (bench/pg.ts). An
- * interruption while the statement is in flight invalidates the connection, since its session is still busy.
+ * One statement, as a bare `Effect.async`: no `AbortSignal` (an `AbortController` and a listener per statement,
+ * measured at about 25 µs of CPU per query in bench/pg.ts) and no canceler either (Effect wraps an `async` that
+ * returns one in `onInterrupt`, a mask and a match per statement). Instead the connection counts statements in
+ * flight: one that comes back to the pool with a statement still running, because its caller was interrupted, is
+ * busy (`Driver.busy`) and the pool invalidates it.
  */
 const run = <A = unknown>(
   resolved: Resolved,
@@ -313,20 +320,28 @@ const run = <A = unknown>(
   finish: (result: unknown) => A = (result) => result as A
 ): Effect.Effect<A, PgError> =>
   Effect.async<A, PgError>((resume) => {
+    const session = connection as Connection
     let pending: Promise<unknown>
     try {
       pending = params === undefined || params.length === 0 ?
-        connection.client.query(sql) :
-        connection.client.query(sql, params as Array<unknown>)
+        session.client.query(sql) :
+        session.client.query(sql, params as Array<unknown>)
     } catch (error) {
       resume(Effect.fail(wrap(operation, resolved.secrets)(error)))
       return
     }
+    session.running++
+    session.lastSql = sql
     pending.then(
-      (result) => resume(Effect.succeed(finish(result))),
-      (error) => resume(Effect.fail(wrap(operation, resolved.secrets)(error)))
+      (result) => {
+        session.running--
+        resume(Effect.succeed(finish(result)))
+      },
+      (error) => {
+        session.running--
+        resume(Effect.fail(wrap(operation, resolved.secrets)(error)))
+      }
     )
-    return Effect.sync(() => (connection as Connection).interrupted(sql))
   })
 
 /** @internal */
@@ -354,7 +369,8 @@ export const driver = (options?: Pg.PgOptions): Driver<Pg.PgConnection, PgError>
             Effect.void
       ),
     rollback: (connection) => run(resolved, connection, "ROLLBACK", undefined, "rollback", toVoid),
-    isDisconnect
+    isDisconnect,
+    busy: (connection) => (connection as Connection).busy()
   })
 }
 

@@ -673,15 +673,22 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
     item.borrowed = false
     const now = this.now()
     this.metrics.useTime(now - item.lastUsedAt)
-    if (item.state !== LENT) {
-      // closed underneath the borrower (hard invalidate or forced shutdown): only the checkin is left to tell
-      return this.listening
-        ? this.emit({ _tag: "Checkin", pool: this.name, record: item, connection: item.connection })
-        : Effect.void
+    const busy = this.driver.busy === undefined || item.state !== LENT ? undefined : this.driver.busy(item.connection)
+    if (busy !== undefined) {
+      // a statement still runs on it (its caller was interrupted): closed now, never lent again
+      return Effect.zipRight(this.invalidateItem(item, busy, false), this.checkinOnly(item))
     }
+    // closed underneath the borrower (hard invalidate or forced shutdown): only the checkin is left to tell
+    if (item.state !== LENT) return this.checkinOnly(item)
     if (!this.slowReturn) return this.offer(item, now)
     item.state = RETURNING
     return this.slowRelease(item, exit)
+  }
+
+  checkinOnly(item: Item<C>): Effect.Effect<void> {
+    return this.listening
+      ? this.emit({ _tag: "Checkin", pool: this.name, record: item, connection: item.connection })
+      : Effect.void
   }
 
   /**
