@@ -155,6 +155,8 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
   readonly name: string
   readonly config: config.PoolConfig
   readonly driver: Driver.Driver<C, E>
+  /** Read once: most drivers have no `busy`, and their returns skip the question. */
+  readonly hasBusy: boolean
   readonly max: number
   readonly maxWaiters: number
   readonly timeoutMillis: number
@@ -229,6 +231,7 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
     this.config = resolved
     this.name = resolved.name
     this.driver = resolveDriver(options)
+    this.hasBusy = this.driver.busy !== undefined
     this.max = config.maxOf(resolved)
     this.maxWaiters = resolved.maxWaiters === "unbounded" ? Infinity : resolved.maxWaiters
     this.timeoutMillis = Duration.toMillis(resolved.timeout)
@@ -673,16 +676,22 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
     item.borrowed = false
     const now = this.now()
     this.metrics.useTime(now - item.lastUsedAt)
-    const busy = this.driver.busy === undefined || item.state !== LENT ? undefined : this.driver.busy(item.connection)
-    if (busy !== undefined) {
-      // a statement still runs on it (its caller was interrupted): closed now, never lent again
-      return Effect.zipRight(this.invalidateItem(item, busy, false), this.checkinOnly(item))
-    }
     // closed underneath the borrower (hard invalidate or forced shutdown): only the checkin is left to tell
     if (item.state !== LENT) return this.checkinOnly(item)
+    if (this.hasBusy && this.isBusy(item)) return this.releaseBusy(item)
     if (!this.slowReturn) return this.offer(item, now)
     item.state = RETURNING
     return this.slowRelease(item, exit)
+  }
+
+  /** Whether the driver reports a statement still running on a returned connection (`Driver.busy`). */
+  isBusy(item: Item<C>): boolean {
+    return this.driver.busy!(item.connection) !== undefined
+  }
+
+  /** A connection that came back busy (its caller was interrupted mid-statement): closed now, never lent again. */
+  releaseBusy(item: Item<C>): Effect.Effect<void> {
+    return Effect.zipRight(this.invalidateItem(item, this.driver.busy!(item.connection), false), this.checkinOnly(item))
   }
 
   checkinOnly(item: Item<C>): Effect.Effect<void> {
