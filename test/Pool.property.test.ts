@@ -19,6 +19,28 @@ describe("Pool properties", () => {
     { fastCheck: { numRuns: Number(process.env.PROP_RUNS ?? 150) } }
   )
 
+  // found by the property above: a failed connect handed its (finished) task to the next waiter as that one was
+  // unlinked, so nobody opened a connection for it although there was room
+  it.effect("regression: after a connect times out, the next waiter still gets a connect of its own", () =>
+    run({
+      size: 1,
+      maxOverflow: 1,
+      min: 0,
+      timeoutMillis: 5000,
+      connectTimeout: 2000,
+      order: "fifo",
+      maxOps: 10,
+      commands: [
+        { _tag: "Acquire" },
+        { _tag: "Gate", gate: "never" },
+        { _tag: "Acquire" },
+        { _tag: "Advance", millis: 1148 },
+        { _tag: "Acquire" },
+        { _tag: "Advance", millis: 735 },
+        { _tag: "Advance", millis: 117 }
+      ]
+    }))
+
   it.effect.prop(
     "follows the event law: one connect, n checkouts and n checkins per connection (n − 1 when detached)",
     [

@@ -946,12 +946,12 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
       this.metrics.connectFailed()
     }
     const waiter = task.waiter
-    if (waiter !== undefined && !interrupted) {
-      this.reject(waiter, Effect.failCause(cause))
-    } else if (waiter !== undefined) {
+    if (waiter !== undefined) {
+      // detached first: leaving the queue hands a waiter's task to another waiter, and this one has ended
       waiter.task = undefined
       task.waiter = undefined
       this.assigned--
+      if (!interrupted) this.reject(waiter, Effect.failCause(cause))
     }
     if (waiter === undefined && !interrupted && !this.closed) this.backOffRefill()
     this.pump()
