@@ -563,14 +563,13 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
         onSuccess: (a) => {
           const item = waiter.item!
           waiter.item = undefined
-          const returned = this.release(item, token, this.slowReturn ? Exit.succeed(a) : Exit.void)
-          return returned === Effect.void ? Effect.succeed(a) : Effect.as(returned, a)
+          return this.returnAfterSuccess(item, token, a)
         },
         onFailure: (cause) => {
           if (waiter.state !== RUNNING) return Effect.zipRight(this.cancel(waiter), Effect.failCause(cause))
           const item = waiter.item!
           waiter.item = undefined
-          return Effect.zipRight(this.release(item, token, Exit.failCause(cause)), Effect.failCause(cause))
+          return this.returnAfterFailure(item, token, cause)
         }
       }
     )
@@ -678,20 +677,24 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
     this.metrics.useTime(now - item.lastUsedAt)
     // closed underneath the borrower (hard invalidate or forced shutdown): only the checkin is left to tell
     if (item.state !== LENT) return this.checkinOnly(item)
-    if (this.hasBusy && this.isBusy(item)) return this.releaseBusy(item)
+    if (this.hasBusy) {
+      const busy = this.releaseIfBusy(item)
+      if (busy !== undefined) return busy
+    }
     if (!this.slowReturn) return this.offer(item, now)
     item.state = RETURNING
     return this.slowRelease(item, exit)
   }
 
-  /** Whether the driver reports a statement still running on a returned connection (`Driver.busy`). */
-  isBusy(item: Item<C>): boolean {
-    return this.driver.busy!(item.connection) !== undefined
-  }
-
-  /** A connection that came back busy (its caller was interrupted mid-statement): closed now, never lent again. */
-  releaseBusy(item: Item<C>): Effect.Effect<void> {
-    return Effect.zipRight(this.invalidateItem(item, this.driver.busy!(item.connection), false), this.checkinOnly(item))
+  /**
+   * Asks the driver once whether a returned connection is still busy (`Driver.busy`: its caller was interrupted
+   * mid-statement); a busy one is closed now and never lent again. Kept out of `release`, which stays small.
+   */
+  releaseIfBusy(item: Item<C>): Effect.Effect<void> | undefined {
+    const cause = this.driver.busy!(item.connection)
+    return cause === undefined
+      ? undefined
+      : Effect.zipRight(this.invalidateItem(item, cause, false), this.checkinOnly(item))
   }
 
   checkinOnly(item: Item<C>): Effect.Effect<void> {
@@ -711,12 +714,20 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
   ): Effect.Effect<A, E2, R> {
     const token = item.token
     return Effect.matchCauseEffect(restore(f(item.connection)), {
-      onSuccess: (a) => {
-        const returned = this.release(item, token, this.slowReturn ? Exit.succeed(a) : Exit.void)
-        return returned === Effect.void ? Effect.succeed(a) : Effect.as(returned, a)
-      },
-      onFailure: (cause) => Effect.zipRight(this.release(item, token, Exit.failCause(cause)), Effect.failCause(cause))
+      onSuccess: (a) => this.returnAfterSuccess(item, token, a),
+      onFailure: (cause) => this.returnAfterFailure(item, token, cause)
     })
+  }
+
+  /** Returns a connection after the borrower's work succeeded with `a`, and succeeds with it. */
+  returnAfterSuccess<A>(item: Item<C>, token: number, a: A): Effect.Effect<A> {
+    const returned = this.release(item, token, this.slowReturn ? Exit.succeed(a) : Exit.void)
+    return returned === Effect.void ? Effect.succeed(a) : Effect.as(returned, a)
+  }
+
+  /** Returns a connection after the borrower's work failed (or was interrupted), and fails the same way. */
+  returnAfterFailure<E2>(item: Item<C>, token: number, cause: Cause.Cause<E2>): Effect.Effect<never, E2> {
+    return Effect.zipRight(this.release(item, token, Exit.failCause(cause)), Effect.failCause(cause))
   }
 
   /** Ties a lent connection to a scope: it is returned when the scope closes. */
@@ -1253,8 +1264,9 @@ export const use: {
   return Effect.uninterruptibleMask((restore) => {
     const item = pool.tryTake()
     if (item !== undefined) return pool.run(item, restore, f)
-    // a wait with nothing to check on checkout takes the combined path; everything else the general one
-    return pool.closed || pool.slowCheckout || (pool.waiting === 0 && pool.idle.length > 0)
+    // Past `tryTake`, an open pool with nothing to check on checkout can only wait (no idle connection is left, or
+    // someone waits already): that wait takes the combined path. A closed pool or checkout checks take the general one.
+    return pool.closed || pool.slowCheckout
       ? Effect.flatMap(pool.acquireSlow(restore, 0), (item) => pool.run(item, restore, f))
       : pool.useParked(restore, f)
   })
