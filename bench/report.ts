@@ -185,7 +185,7 @@ ${Object.entries(meta.versions).map(([k, v]) => `${k} ${v}`).join(", ")}; effect
   With M permits: \`floor/semaphore\` (only with \`--pools floor/semaphore\`) is Effect's \`Semaphore.withPermits(1)\`, which barges (a fiber that gives a
   permit back takes it again before the fibers it woke run), so under hold \`none\` it hardly ever parks and is no
   contended floor. The contended floors are a fair hand-off, the least a FIFO pool can do in Effect: M tokens and a
-  queue of parked fibers, a returned token going to the oldest (\`bench/worker.ts\`, class \`Handoff\`), so under
+  queue of parked fibers, a returned token going to the oldest (\`bench/handoff.ts\`, shared with \`bench:pg\`), so under
   contention every cycle parks and resumes a fiber. \`floor/handoff\` is just that (no timeouts, no interruption
   safety, no metrics); \`floor/handoff-masked\` adds what interruption safety costs in Effect
   (\`uninterruptibleMask\`, \`restore\` around wait and work, one clean-up); \`floor/scoped-handoff\` is the hand-off
@@ -209,7 +209,8 @@ ${Object.entries(meta.versions).map(([k, v]) => `${k} ${v}`).join(", ")}; effect
   \`heapUsed\` before and after parking W waiters (10k and 100k), divided by W. A waiter is the whole borrower: the
   fiber of \`Effect.runFork(checkout)\`, or the \`async\` function and its promise. \`floor/fiber\` is a bare fiber
   parked in \`Effect.async\`; \`floor/await\` a bare \`async\` function awaiting a pending promise;
-  \`floor/handoff\` and \`floor/scoped-handoff\` are fibers parked in those floors.
+  \`floor/handoff\`, \`floor/handoff-masked\` and \`floor/scoped-handoff\` are fibers parked in those floors: the
+  masked one is what a parked waiter weighs once Effect's interruption safety is around the wait.
 - **Targets** are ratios from the same run, never wall-clock thresholds. Under each one, "Effect's floor, same
   measure" computes the same ratio for the floors above, from the same run: where a floor misses a target too, the
   target is below what Effect 3 itself can do, and the line shows how far.

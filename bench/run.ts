@@ -42,9 +42,7 @@ export const pools = [
 ] as const
 /** Heap per parked waiter: every pool, and a bare parked fiber in place of the floors that never park. */
 const heapPools = [
-  ...pools.filter((p) =>
-    !["floor/acquireUseRelease", "floor/scoped", "floor/semaphore", "floor/handoff-masked"].includes(p)
-  ),
+  ...pools.filter((p) => !["floor/acquireUseRelease", "floor/scoped", "floor/semaphore"].includes(p)),
   "floor/fiber"
 ]
 /**
@@ -222,13 +220,14 @@ const checkTargets = (rows: ReadonlyArray<Row>, heapRows: ReadonlyArray<HeapRow>
       detail: x === undefined ? "not measured" : `${fmt(use100!.opsPerSec)} / ${fmt(masked!.opsPerSec)} = ${x2(x)}`
     })
   }
+  /**
+   * Whether the borrowers queued (a convoy: every cycle parks) or barely waited, which decides the cost per cycle and
+   * what a median wait means: with no queue the median is a microsecond or two and any one wait dwarfs it.
+   */
+  const queuedIn = (r: Row | undefined) => r === undefined ? "" : r.p50WaitUs > 100 ? " (queued)" : " (no queue)"
   for (const hold of holds) {
     const ratioOf = (pool: string) => over(find(pool, 10000, 100, hold), find(pool, 10, 10, hold), "cpuNsPerOp")
-    /** Whether the borrowers queued at 10000/100 (a convoy: every cycle parks), which decides the cost per cycle. */
-    const queued = (pool: string) => {
-      const r = find(pool, 10000, 100, hold)
-      return r === undefined ? "" : r.p50WaitUs > 100 ? " (queued)" : " (no queue)"
-    }
+    const queued = (pool: string) => queuedIn(find(pool, 10000, 100, hold))
     const big = find("effect-reservoir/use", 10000, 100, hold)
     const small = find("effect-reservoir/use", 10, 10, hold)
     const x = ratioOf("effect-reservoir/use")
@@ -246,19 +245,21 @@ const checkTargets = (rows: ReadonlyArray<Row>, heapRows: ReadonlyArray<HeapRow>
       )
     )
   }
-  for (
-    const [pool, floorPool] of [["effect-reservoir/use", "floor/handoff"], [
-      "effect-reservoir/get",
-      "floor/scoped-handoff"
-    ]]
-  ) {
+  const heapFloors: ReadonlyArray<readonly [string, ReadonlyArray<string>]> = [
+    ["effect-reservoir/use", ["floor/handoff", "floor/handoff-masked"]],
+    ["effect-reservoir/get", ["floor/scoped-handoff"]]
+  ]
+  for (const [pool, floorPools] of heapFloors) {
     for (const h of heapRows.filter((r) => r.pool === pool)) {
-      const floor = heapRows.find((r) => r.pool === floorPool && r.waiters === h.waiters)
+      const floors = floorPools.flatMap((f) => {
+        const floor = heapRows.find((r) => r.pool === f && r.waiters === h.waiters)
+        return floor === undefined ? [] : [`${f} ${fmt(floor.bytesPerWaiter)} B`]
+      })
       targets.push({
         name: `${pool} heap per parked waiter ≤ 5 KB (${fmt(h.waiters)} waiters, fiber included)`,
         pass: h.bytesPerWaiter <= 5120,
         detail: `${fmt(h.bytesPerWaiter)} B`,
-        ...(floor === undefined ? {} : { floor: `${floorPool} ${fmt(floor.bytesPerWaiter)} B` })
+        ...(floors.length === 0 ? {} : { floor: floors.join("; ") })
       })
     }
   }
@@ -272,13 +273,22 @@ const checkTargets = (rows: ReadonlyArray<Row>, heapRows: ReadonlyArray<HeapRow>
       detail: total === 0 ? `0 in ${mine.length} scenarios` : worst.join(", ")
     })
     for (const hold of holds) {
+      const spread = (row: Row | undefined) => row === undefined ? undefined : row.maxWaitUs / row.p50WaitUs
       const r = find(pool, 100, 10, hold)
-      const x = r === undefined ? undefined : r.maxWaitUs / r.p50WaitUs
+      const x = spread(r)
       push(
         `${pool}: max wait ≤ 20× median at 100/10 (hold ${hold})`,
         x,
         (x) => x <= 20,
-        x === undefined ? "" : `${fmtUs(r!.maxWaitUs)} / ${fmtUs(r!.p50WaitUs)} µs = ${x.toFixed(1)}×`
+        x === undefined ? "" : `${fmtUs(r!.maxWaitUs)} / ${fmtUs(r!.p50WaitUs)} µs = ${x.toFixed(1)}×${queuedIn(r)}`,
+        floorLine(
+          (pool === "effect-reservoir/use" ? ["floor/handoff", "floor/handoff-masked"] : ["floor/scoped-handoff"]).map(
+            (floor) => {
+              const f = find(floor, 100, 10, hold)
+              return [`${floor}${queuedIn(f)}`, spread(f)]
+            }
+          )
+        )
       )
     }
   }

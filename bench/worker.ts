@@ -11,6 +11,7 @@ import * as fs from "node:fs"
 import PgPool from "pg-pool"
 import * as tarn from "tarn"
 import * as RPool from "../src/Pool.js"
+import { Handoff } from "./handoff.js"
 
 /** A checkout-and-return cycle job, or a heap-per-parked-waiter job. */
 export type Job =
@@ -75,39 +76,6 @@ class FakeClient {
   }
   ref(): void {}
   unref(): void {}
-}
-
-/**
- * The least a fair pool can do in Effect, for the `floor/handoff` floors: M tokens and a FIFO queue of parked fibers;
- * a returned token goes to the oldest parked fiber (no barging), so under contention every cycle parks and resumes a
- * fiber, as a fair pool must. No timeouts, no interruption safety, no metrics: a floor, not a pool.
- */
-class Handoff {
-  private readonly parked: Array<(effect: Effect.Effect<void>) => void> = []
-  private head = 0
-  constructor(private free: number) {}
-  readonly take: Effect.Effect<void> = Effect.suspend(() => {
-    if (this.free > 0 && this.head === this.parked.length) {
-      this.free--
-      return Effect.void
-    }
-    return Effect.async<void>((resume) => {
-      this.parked.push(resume)
-    })
-  })
-  readonly give: Effect.Effect<void> = Effect.sync(() => {
-    if (this.head < this.parked.length) {
-      const resume = this.parked[this.head]
-      this.parked[this.head++] = undefined!
-      if (this.head > 1024 && this.head * 2 > this.parked.length) {
-        this.parked.splice(0, this.head)
-        this.head = 0
-      }
-      resume(Effect.void)
-    } else {
-      this.free++
-    }
-  })
 }
 
 const range = (n: number): Array<number> => Array.from({ length: n }, (_, i) => i)
