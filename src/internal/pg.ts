@@ -344,6 +344,18 @@ const run = <A = unknown>(
     )
   })
 
+/**
+ * Whether the server's last word on the session (the status of its last `ReadyForQuery`, kept by node-postgres) is
+ * "idle, no transaction": then a `ROLLBACK` has nothing to do, and reset-on-return skips its round trip, as psycopg's
+ * `rollback()` does. A transaction open (`T`) or aborted (`E`), an unknown status, or a statement still in flight
+ * (the pool closes such a connection before any reset) sends the `ROLLBACK`.
+ */
+const idle = (connection: Pg.PgConnection): boolean => {
+  const client = connection.client as Partial<Pick<pg.Client, "getTransactionStatus">>
+  return typeof client.getTransactionStatus === "function" && client.getTransactionStatus() === "I" &&
+    (connection as Connection).running === 0
+}
+
 /** @internal */
 export const driver = (options?: Pg.PgOptions): Driver<Pg.PgConnection, PgError> => {
   const resolved = resolve(options)
@@ -368,7 +380,10 @@ export const driver = (options?: Pg.PgOptions): Driver<Pg.PgConnection, PgError>
             ) :
             Effect.void
       ),
-    rollback: (connection) => run(resolved, connection, "ROLLBACK", undefined, "rollback", toVoid),
+    rollback: (connection) =>
+      Effect.suspend(() =>
+        idle(connection) ? Effect.void : run(resolved, connection, "ROLLBACK", undefined, "rollback", toVoid)
+      ),
     isDisconnect,
     busy: (connection) => (connection as Connection).busy()
   })

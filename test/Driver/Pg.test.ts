@@ -9,6 +9,7 @@ import * as Redacted from "effect/Redacted"
 import * as Scope from "effect/Scope"
 import * as net from "node:net"
 import * as Pg from "../../src/Driver/Pg.js"
+import * as Policy from "../../src/Policy.js"
 import * as Pool from "../../src/Pool.js"
 import { layer as postgresLayer, Postgres } from "../utils/postgres.js"
 import { conformanceTests, eventually, type Fixture, makeContext, uniqueName } from "./conformance.js"
@@ -272,6 +273,47 @@ layer(postgresLayer, { excludeTestServices: true, timeout: "60 seconds" })("Pg d
       const error = yield* Effect.flip(driver.commit(connection))
       assert.strictEqual(error.reason, "CommitRolledBack")
       assert.isFalse(driver.isDisconnect(error))
+    }))
+
+  it.scoped("resets on return with a ROLLBACK only when the session may hold a transaction", () =>
+    Effect.gen(function*() {
+      const server = yield* Postgres
+      yield* server.query(`CREATE TABLE IF NOT EXISTS ${TABLE} (k text PRIMARY KEY)`)
+      const name = uniqueName("pg-reset")
+      const driver = Pg.driver(server.options)
+      const pool = yield* Pool.make({
+        driver,
+        name,
+        size: 1,
+        maxOverflow: 0,
+        policies: [Policy.resetOnReturn("rollback")]
+      })
+      // what the one connection sends to the server, from here on
+      const sent: Array<string> = []
+      yield* Pool.use(pool, (c) =>
+        Effect.sync(() => {
+          const query = c.client.query.bind(c.client) as (...args: Array<unknown>) => unknown
+          c.client.query = ((...args: Array<unknown>) => {
+            sent.push(String(args[0]))
+            return query(...args)
+          }) as typeof c.client.query
+        }))
+      const insert = `INSERT INTO ${TABLE} (k) VALUES ($1)`
+      // autocommit work leaves the session idle: the reset has nothing to do and sends nothing
+      yield* Pool.use(pool, (c) => driver.query(c, "SELECT 1"))
+      assert.deepStrictEqual(sent, ["SELECT 1"])
+      // a transaction left open is rolled back on return
+      const leftOpen = uniqueName("left-open")
+      yield* Pool.use(pool, (c) => Effect.zipRight(driver.begin(c), driver.query(c, insert, [leftOpen])))
+      assert.deepStrictEqual(sent.slice(1), ["BEGIN", insert, "ROLLBACK"])
+      // and so is one aborted by a failed statement
+      yield* Pool.use(pool, (c) => Effect.zipRight(driver.begin(c), Effect.ignore(driver.query(c, "SELECT nope"))))
+      assert.deepStrictEqual(sent.slice(4), ["BEGIN", "SELECT nope", "ROLLBACK"])
+      // nothing was committed, no session idles in a transaction, and the connection is still lent out clean
+      assert.deepStrictEqual(yield* server.query(`SELECT k FROM ${TABLE} WHERE k = $1`, [leftOpen]), [])
+      assert.strictEqual((yield* server.sessions(name)).idleInTransaction, 0)
+      assert.deepStrictEqual(yield* Pool.use(pool, (c) => driver.query(c, "SELECT 2 AS two")), [{ two: 2 }])
+      assert.strictEqual((yield* Pool.stats(pool)).opened, 1)
     }))
 
   it.scoped("ends a client whose connect was interrupted at any moment", () =>
