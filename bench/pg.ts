@@ -26,6 +26,7 @@ import * as path from "node:path"
 import pg from "pg"
 import { type ConnectionRecord, standalone } from "../src/ConnectionRecord.js"
 import * as Pg from "../src/Driver/Pg.js"
+import * as Policy from "../src/Policy.js"
 import * as RPool from "../src/Pool.js"
 import * as Postgres from "../test/utils/postgres.js"
 import { json, option, quick, rounds, writeDocs } from "./cli.js"
@@ -69,7 +70,8 @@ const allSubjects = [
   "ceiling/effect+pg.Client",
   "ceiling/effect+pg.Client, masked",
   "floor/handoff-masked+pg.Client",
-  "diag/Pg driver, no pool"
+  "diag/Pg driver, no pool",
+  "diag/effect-reservoir+pg, no reset"
 ] as const
 type SubjectName = typeof allSubjects[number]
 const chosen = option("--subjects")?.split(",")
@@ -83,7 +85,7 @@ const subjects = chosen === undefined ?
     })
   )
 /** The diagnostic runs where it needs no queue of its own: one caller per connection. */
-const applies = (subject: SubjectName, n: number, m: number) => subject !== "diag/Pg driver, no pool" || n === m
+const applies = (subject: SubjectName, n: number, m: number) => !subject.startsWith("diag/") || n === m
 
 interface Result {
   readonly subject: string
@@ -238,13 +240,16 @@ const makeRunner = async (name: SubjectName, server: Postgres.PostgresServer, m:
     application_name: "bench-pg"
   }
   switch (name) {
-    case "effect-reservoir+pg": {
-      // defaults kept: fair FIFO waiter queue, interruption-safe checkout, metrics; no policies (SELECT 1 and the pk
-      // select run in autocommit, so there is no transaction for resetOnReturn to roll back)
+    case "effect-reservoir+pg":
+    case "diag/effect-reservoir+pg, no reset": {
+      // the safe settings a database pool should run with: the defaults (fair FIFO waiter queue, interruption-safe
+      // checkout, metrics) and reset on return by rollback (which costs no round trip while the session is idle);
+      // the diagnostic leaves the reset out, to show what it costs
       const driver = Pg.driver({ ...server.options, applicationName: "bench-reservoir" })
       const scope = Effect.runSync(Scope.make())
+      const policies = name === "effect-reservoir+pg" ? [Policy.resetOnReturn("rollback")] : []
       const pool = await Effect.runPromise(Scope.extend(
-        RPool.make({ driver, size: m, maxOverflow: 0, min: m, name: "bench-pg" }),
+        RPool.make({ driver, size: m, maxOverflow: 0, min: m, name: "bench-pg", policies }),
         scope
       ))
       for (let i = 0; i < 500 && (await Effect.runPromise(RPool.stats(pool))).open < m; i++) {
@@ -572,9 +577,11 @@ fails or is interrupted). \`--quick\` takes about a minute (1 round of 1 s per s
   random id per query (parameterised, so it goes through the extended protocol).
 - **Subjects**, each with M connections opened before the window:
   - \`effect-reservoir+pg\`: \`Pool.use(pool, (c) => driver.query(c, sql, params))\` with the \`Pg\` driver,
-    \`Pool.make({ driver, size: M, maxOverflow: 0, min: M })\`. Defaults on: the fair FIFO waiter queue,
-    interruption-safe checkout (and the driver's interrupt handling per query), metrics. No policies: both queries run
-    in autocommit, so \`Policy.resetOnReturn("rollback")\` would have nothing to roll back, and it is off.
+    \`Pool.make({ driver, size: M, maxOverflow: 0, min: M, policies: [Policy.resetOnReturn("rollback")] })\`: the
+    settings a database pool should run with. Defaults on: the fair FIFO waiter queue, interruption-safe checkout
+    (and the driver's check for a statement still in flight on every return), metrics; and reset on return by
+    rollback, which sends no \`ROLLBACK\` while the server reports the session idle (both queries run in
+    autocommit), but runs the policy on every return.
   - \`pg.Pool\`: \`new pg.Pool({ max: M, min: M })\`, \`pool.query(sql, params)\`.
   - \`effect/Pool+pg\`: Effect's \`Pool.make({ acquire, size: M })\` over \`pg.Client\`s,
     \`Effect.scoped(Effect.flatMap(Pool.get(pool), (c) => Effect.tryPromise(() => c.query(sql, params))))\`.
@@ -594,6 +601,8 @@ fails or is interrupted). \`--quick\` takes about a minute (1 round of 1 s per s
     ceilings' callers park once, since they queue inside the client. This floor shows what that costs in Effect.
   - \`diag/Pg driver, no pool\` (8/8 only): our \`Pg\` driver's \`query\` on M bare driver connections, one per
     caller, no pool. Diagnostic: it separates the driver's cost from the pool's.
+  - \`diag/effect-reservoir+pg, no reset\` (8/8 only): \`effect-reservoir+pg\` without the reset policy, to show what
+    running a return policy costs.
 - **Compiled, as a user runs it**: \`npm run bench:pg\` bundles \`bench/pg.ts\` with esbuild (\`bench/bundle.ts\`) and runs
   the bundle; every subject, ours and the others, runs from it. Run through \`tsx\` instead, our side measured 36–44
   µs of client CPU per query at 64/8 against 30–32 bundled (tsx keeps function names by wrapping closures in a

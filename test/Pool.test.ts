@@ -717,6 +717,39 @@ describe("Pool", () => {
         assert.strictEqual((yield* Pool.stats(pool)).closedBy.resetFailed, 1)
       }))
 
+    it.scoped("runs return hooks in order, and takes a hook that throws for a failed reset", () =>
+      Effect.gen(function*() {
+        const order: Array<string> = []
+        let throws = false
+        const first = Policy.make<MemoryConnection, MemoryError>({
+          name: "first",
+          onReturn: (context) => {
+            if (throws) throw new Error("a hook that throws")
+            order.push(`first called (${context.exit._tag})`)
+            return Effect.sync(() => order.push("first ran"))
+          }
+        })
+        const second = Policy.make<MemoryConnection, MemoryError>({
+          name: "second",
+          onReturn: () => {
+            order.push("second called")
+            return Effect.sync(() => order.push("second ran"))
+          }
+        })
+        const { pool } = yield* memoryPool({ size: 1, maxOverflow: 0, policies: [first, second] })
+        assert.strictEqual(yield* Pool.use(pool, () => Effect.succeed(1)), 1)
+        assert.deepStrictEqual(order, ["first called (Success)", "first ran", "second called", "second ran"])
+        throws = true
+        // the borrower's result stands; the connection is closed instead of pooled, and the next checkout gets a new one
+        assert.strictEqual(yield* Pool.use(pool, () => Effect.succeed(2)), 2)
+        const stats = yield* Pool.stats(pool)
+        assert.strictEqual(stats.closedBy.resetFailed, 1)
+        assert.strictEqual(order.length, 4, "the second hook did not run after the first failed")
+        throws = false
+        assert.strictEqual(yield* Pool.use(pool, () => Effect.succeed(3)), 3)
+        assert.strictEqual((yield* Pool.stats(pool)).opened, 2)
+      }))
+
     it.scoped("pre-ping discards a dead connection and every connection older than it", () =>
       Effect.gen(function*() {
         const { db, pool } = yield* memoryPool({ min: 3, policies: [Policy.prePing()] })

@@ -133,6 +133,48 @@ class Waiter<C> {
   constructor(readonly enqueuedAt: number, readonly deadline: number) {}
 }
 
+/** Calls a policy's hook; a hook that throws instead of returning an effect fails with a defect, as in a step. */
+const callHook = <A, B>(hook: (context: A) => Effect.Effect<void, B>, context: A): Effect.Effect<void, B> => {
+  try {
+    return hook(context)
+  } catch (defect) {
+    return Effect.die(defect)
+  }
+}
+
+/**
+ * What a checkout hook receives. A class, so every context has one shape: hooks read it on every checkout, and a
+ * spread object literal per call made those reads slow.
+ */
+class HookContextImpl<C, E> implements Policy.HookContext<C, E> {
+  readonly markValidated: () => void
+  constructor(
+    readonly connection: C,
+    readonly record: Item<C>,
+    readonly driver: Driver.Driver<C, E>,
+    readonly now: number,
+    clock: { now(): number }
+  ) {
+    this.markValidated = () => {
+      record.lastValidatedAt = clock.now()
+    }
+  }
+}
+
+/** What a return hook receives: the hook context and how the borrower's work ended. */
+class ReturnContextImpl<C, E> extends HookContextImpl<C, E> implements Policy.ReturnContext<C, E> {
+  constructor(
+    connection: C,
+    record: Item<C>,
+    driver: Driver.Driver<C, E>,
+    now: number,
+    clock: { now(): number },
+    readonly exit: Exit.Exit<unknown, unknown>
+  ) {
+    super(connection, record, driver, now, clock)
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // options
 // ---------------------------------------------------------------------------------------------------------------
@@ -654,15 +696,7 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
   }
 
   hookContext(item: Item<C>): Policy.HookContext<C, E> {
-    return {
-      connection: item.connection,
-      record: item,
-      driver: this.driver,
-      now: this.now(),
-      markValidated: () => {
-        item.lastValidatedAt = this.now()
-      }
-    }
+    return new HookContextImpl(item.connection, item, this.driver, this.now(), this)
   }
 
   // -------------------------------------------------------------------------------------------------------------
@@ -736,20 +770,31 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
     return Effect.as(Scope.addFinalizerExit(scope, (exit) => this.release(item, token, exit)), item.connection)
   }
 
+  /**
+   * A return that runs return policies, or that someone hears of (listeners, subscribers, debug echo). The reset
+   * chain is as short as the pool's settings allow: with nobody listening there is no check-in or `Reset` event to
+   * emit, and one policy is one step, so `resetOnReturn` costs what its driver call costs.
+   */
   slowRelease(item: Item<C>, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
-    const checkin = Effect.zipRight(
-      this.log("debug", "checkin", item),
-      this.emit({ _tag: "Checkin", pool: this.name, record: item, connection: item.connection })
-    )
-    if (this.returnHooks.length === 0 || this.staleReason(item) !== undefined || this.closed) {
-      return Effect.zipRight(checkin, Effect.suspend(() => this.offer(item)))
-    }
-    const context: Policy.ReturnContext<C, E> = { ...this.hookContext(item), exit }
-    let reset: Effect.Effect<void, unknown> = Effect.void
+    const heard = this.listening || this.echo === "debug"
+    const checkin = heard ?
+      Effect.zipRight(
+        this.log("debug", "checkin", item),
+        this.emit({ _tag: "Checkin", pool: this.name, record: item, connection: item.connection })
+      ) :
+      undefined
+    const putBack = () =>
+      checkin === undefined ? this.offer(item) : Effect.zipRight(checkin, Effect.suspend(() => this.offer(item)))
+    if (this.returnHooks.length === 0 || this.staleReason(item) !== undefined || this.closed) return putBack()
+    const context = new ReturnContextImpl(item.connection, item, this.driver, this.now(), this, exit)
+    let reset: Effect.Effect<void, unknown> | undefined
     for (const policy of this.returnHooks) {
       const hook = policy.onReturn!
-      reset = Effect.zipRight(reset, Effect.suspend(() => hook(context)))
-      if (policy.resetMethod !== undefined) {
+      // the first hook is called now, at the return (a throw is a failed reset); later ones after the one before
+      reset = reset === undefined
+        ? callHook(hook, context)
+        : Effect.zipRight(reset, Effect.suspend(() => hook(context)))
+      if (heard && policy.resetMethod !== undefined) {
         const method = policy.resetMethod
         reset = Effect.zipRight(
           reset,
@@ -757,18 +802,17 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
         )
       }
     }
-    return Effect.matchCauseEffect(reset, {
-      onSuccess: () => Effect.zipRight(checkin, Effect.suspend(() => this.offer(item))),
-      onFailure: (cause) =>
-        Effect.zipRight(
-          Effect.zipRight(
-            Effect.logWarning("a return policy failed (reset or check); closing the connection", cause).pipe(
-              Effect.annotateLogs({ pool: this.name, connection: item.id })
-            ),
-            checkin
-          ),
+    return Effect.matchCauseEffect(reset!, {
+      onSuccess: putBack,
+      onFailure: (cause) => {
+        const warn = Effect.logWarning("a return policy failed (reset or check); closing the connection", cause).pipe(
+          Effect.annotateLogs({ pool: this.name, connection: item.id })
+        )
+        return Effect.zipRight(
+          checkin === undefined ? warn : Effect.zipRight(warn, checkin),
           this.closeItem(item, "resetFailed")
         )
+      }
     })
   }
 
