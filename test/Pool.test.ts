@@ -721,33 +721,64 @@ describe("Pool", () => {
       Effect.gen(function*() {
         const order: Array<string> = []
         let throws = false
-        const first = Policy.make<MemoryConnection, MemoryError>({
-          name: "first",
-          onReturn: (context) => {
-            if (throws) throw new Error("a hook that throws")
-            order.push(`first called (${context.exit._tag})`)
-            return Effect.sync(() => order.push("first ran"))
-          }
-        })
-        const second = Policy.make<MemoryConnection, MemoryError>({
-          name: "second",
-          onReturn: () => {
-            order.push("second called")
-            return Effect.sync(() => order.push("second ran"))
-          }
-        })
-        const { pool } = yield* memoryPool({ size: 1, maxOverflow: 0, policies: [first, second] })
+        // done at once (`Effect.void`), then one with work to run, then one that must be called only after that work
+        const hooks = ["first", "second", "third"].map((name, i) =>
+          Policy.make<MemoryConnection, MemoryError>({
+            name,
+            onReturn: (context) => {
+              if (throws && i === 1) throw new Error("a hook that throws")
+              order.push(`${name} called (${context.exit._tag})`)
+              return i === 1 ? Effect.sync(() => order.push(`${name} ran`)) : Effect.void
+            }
+          })
+        )
+        const { pool } = yield* memoryPool({ size: 1, maxOverflow: 0, policies: hooks })
         assert.strictEqual(yield* Pool.use(pool, () => Effect.succeed(1)), 1)
-        assert.deepStrictEqual(order, ["first called (Success)", "first ran", "second called", "second ran"])
+        assert.deepStrictEqual(order, [
+          "first called (Success)",
+          "second called (Success)",
+          "second ran",
+          "third called (Success)"
+        ])
+        order.length = 0
         throws = true
         // the borrower's result stands; the connection is closed instead of pooled, and the next checkout gets a new one
         assert.strictEqual(yield* Pool.use(pool, () => Effect.succeed(2)), 2)
-        const stats = yield* Pool.stats(pool)
-        assert.strictEqual(stats.closedBy.resetFailed, 1)
-        assert.strictEqual(order.length, 4, "the second hook did not run after the first failed")
+        assert.deepStrictEqual(order, ["first called (Success)"], "no hook runs after the one that threw")
+        assert.strictEqual((yield* Pool.stats(pool)).closedBy.resetFailed, 1)
         throws = false
         assert.strictEqual(yield* Pool.use(pool, () => Effect.succeed(3)), 3)
         assert.strictEqual((yield* Pool.stats(pool)).opened, 2)
+      }))
+
+    it.scoped("runs checkout hooks in order, each after the work of the one before", () =>
+      Effect.gen(function*() {
+        const order: Array<string> = []
+        let reject = false
+        const hooks = ["first", "second", "third"].map((name, i) =>
+          Policy.make<MemoryConnection, MemoryError>({
+            name,
+            onCheckout: () => {
+              order.push(`${name} called`)
+              if (i === 1) {
+                return Effect.suspend(() => {
+                  order.push(`${name} ran`)
+                  return reject ? Effect.fail(new ConnectionRejected({ reason: "expired" })) : Effect.void
+                })
+              }
+              return Effect.void
+            }
+          })
+        )
+        const { pool } = yield* memoryPool({ size: 1, maxOverflow: 0, policies: hooks })
+        yield* Pool.use(pool, () => Effect.void)
+        assert.deepStrictEqual(order, ["first called", "second called", "second ran", "third called"])
+        order.length = 0
+        reject = true
+        const error = yield* Effect.flip(Pool.use(pool, () => Effect.void))
+        assert.strictEqual(error._tag, "PoolCheckoutRejectedError")
+        assert.notInclude(order, "third called")
+        assert.isAtLeast((yield* Pool.stats(pool)).closedBy.expired, 1)
       }))
 
     it.scoped("pre-ping discards a dead connection and every connection older than it", () =>

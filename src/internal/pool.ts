@@ -133,14 +133,38 @@ class Waiter<C> {
   constructor(readonly enqueuedAt: number, readonly deadline: number) {}
 }
 
-/** Calls a policy's hook; a hook that throws instead of returning an effect fails with a defect, as in a step. */
-const callHook = <A, B>(hook: (context: A) => Effect.Effect<void, B>, context: A): Effect.Effect<void, B> => {
-  try {
-    return hook(context)
-  } catch (defect) {
-    return Effect.die(defect)
+/**
+ * Runs policies' hooks in order, calling them now, at the checkout or return: while a hook answers `Effect.void`
+ * (done, nothing to run) the next is called at once; from the first that answers anything else, the rest run after
+ * it, each after the one before. `undefined` when every hook was done at once. A hook that throws instead of
+ * answering fails with the defect, as it would inside a step.
+ */
+const chainHooks = <C, E, X, F>(
+  policies: ReadonlyArray<Policy.Policy<C, E>>,
+  call: (policy: Policy.Policy<C, E>, context: X) => Effect.Effect<void, F>,
+  context: X
+): Effect.Effect<void, F> | undefined => {
+  for (let i = 0; i < policies.length; i++) {
+    let effect: Effect.Effect<void, F>
+    try {
+      effect = call(policies[i]!, context)
+    } catch (defect) {
+      effect = Effect.die(defect)
+    }
+    if (effect === Effect.void) continue
+    for (let j = i + 1; j < policies.length; j++) {
+      const policy = policies[j]!
+      effect = Effect.zipRight(effect, Effect.suspend(() => call(policy, context)))
+    }
+    return effect
   }
+  return undefined
 }
+
+const checkoutHook = <C, E>(policy: Policy.Policy<C, E>, context: Policy.HookContext<C, E>) =>
+  policy.onCheckout!(context)
+
+const returnHook = <C, E>(policy: Policy.Policy<C, E>, context: Policy.ReturnContext<C, E>) => policy.onReturn!(context)
 
 /**
  * What a checkout hook receives. A class, so every context has one shape: hooks read it on every checkout, and a
@@ -643,28 +667,28 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
     restore: <A, E1, R>(effect: Effect.Effect<A, E1, R>) => Effect.Effect<A, E1, R>,
     attempt: number
   ): Effect.Effect<Item<C>, E | PoolError> {
+    const heard = this.checkoutListeners > 0 || this.subscribers > 0 || this.echo === "debug"
+    let checks = this.checkoutHooks.length === 0 ?
+      undefined :
+      chainHooks(this.checkoutHooks, checkoutHook, this.hookContext(item))
+    // every hook passed at once (a cheap check such as `recycle` or `maxUses` answers `Effect.void`), nobody to tell
+    if (checks === undefined && !heard) return Effect.succeed(item)
     const event: PoolEvent.Checkout<C> = {
       _tag: "Checkout",
       pool: this.name,
       record: item,
       connection: item.connection
     }
-    let checks: Effect.Effect<void, ConnectionRejected> = Effect.void
-    if (this.checkoutHooks.length > 0) {
-      const context = this.hookContext(item)
-      for (const policy of this.checkoutHooks) {
-        checks = Effect.zipRight(checks, Effect.suspend(() => policy.onCheckout!(context)))
-      }
-    }
     if (this.checkoutListeners > 0) {
       for (const listener of this.listeners) {
         if (listener.checkout !== undefined) {
           const handler = listener.checkout
-          checks = Effect.zipRight(checks, Effect.suspend(() => handler(event)))
+          const step = Effect.suspend(() => handler(event))
+          checks = checks === undefined ? step : Effect.zipRight(checks, step)
         }
       }
     }
-    return Effect.matchCauseEffect(checks, {
+    return Effect.matchCauseEffect(checks ?? Effect.void, {
       onSuccess: () => {
         if (this.subscribers > 0) this.pubsub.unsafeOffer(event)
         return this.echo === "debug" ?
@@ -788,19 +812,23 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
     if (this.returnHooks.length === 0 || this.staleReason(item) !== undefined || this.closed) return putBack()
     const context = new ReturnContextImpl(item.connection, item, this.driver, this.now(), this, exit)
     let reset: Effect.Effect<void, unknown> | undefined
-    for (const policy of this.returnHooks) {
-      const hook = policy.onReturn!
-      // the first hook is called now, at the return (a throw is a failed reset); later ones after the one before
-      reset = reset === undefined
-        ? callHook(hook, context)
-        : Effect.zipRight(reset, Effect.suspend(() => hook(context)))
-      if (heard && policy.resetMethod !== undefined) {
-        const method = policy.resetMethod
-        reset = Effect.zipRight(
-          reset,
-          this.emit({ _tag: "Reset", pool: this.name, record: item, connection: item.connection, method })
-        )
+    if (heard) {
+      // each hook after the one before, and a `Reset` event after each reset that succeeded
+      for (const policy of this.returnHooks) {
+        const step = Effect.suspend(() => policy.onReturn!(context))
+        reset = reset === undefined ? step : Effect.zipRight(reset, step)
+        if (policy.resetMethod !== undefined) {
+          const method = policy.resetMethod
+          reset = Effect.zipRight(
+            reset,
+            this.emit({ _tag: "Reset", pool: this.name, record: item, connection: item.connection, method })
+          )
+        }
       }
+    } else {
+      reset = chainHooks(this.returnHooks, returnHook, context)
+      // every hook was done at once (a reset with nothing to reset answers `Effect.void`)
+      if (reset === undefined) return putBack()
     }
     return Effect.matchCauseEffect(reset!, {
       onSuccess: putBack,
