@@ -159,6 +159,9 @@ ${Object.entries(meta.versions).map(([k, v]) => `${k} ${v}`).join(", ")}; effect
   \`Client\` (connect / end / query / on / once / removeListener do nothing).
 - **Safe defaults stay on** for effect-reservoir: the fair FIFO waiter queue (no barging), interruption-safe checkout,
   metrics (gauges and histograms are updated on every checkout and return), no policies, nobody listening.
+  \`effect-reservoir/use+policies\` is the same \`Pool.use\` with the policies a database pool runs with:
+  \`[Policy.recycle("30 minutes"), Policy.maxUses(1e9), Policy.resetOnReturn("rollback")]\` (on a no-op resource the
+  reset has nothing to reset, as after autocommit work on PostgreSQL or SQLite), to show what running them costs.
 - **Borrowers**: N loops of \`request → checkout → hold → return\`. Effect pools and the Effect floors run as **one**
   \`Effect.runPromise\` of \`Effect.forEach(N loops, { concurrency: "unbounded" })\` (N fibers on the default
   runtime and scheduler); promise pools and \`floor/await\` run N \`async\` loops under one \`Promise.all\`. Each is

@@ -28,6 +28,7 @@ const say = (line: string): void => {
 export const pools = [
   "effect-reservoir/use",
   "effect-reservoir/get",
+  "effect-reservoir/use+policies",
   "effect/Pool",
   "effect/Pool-ttl",
   "generic-pool",
@@ -291,6 +292,18 @@ const checkTargets = (rows: ReadonlyArray<Row>, heapRows: ReadonlyArray<HeapRow>
         )
       )
     }
+  }
+  for (const [n, m] of [[1, 1], [100, 10]] as const) {
+    const plain = find("effect-reservoir/use", n, m, "none")
+    const withPolicies = find("effect-reservoir/use+policies", n, m, "none")
+    const x = over(withPolicies, plain, "cpuNsPerOp")
+    targets.push({
+      name: `Pool.use with recycle, maxUses and resetOnReturn vs without, CPU/cycle at ${n}/${m} (information)`,
+      pass: undefined,
+      detail: x === undefined ?
+        "not measured" :
+        `${fmt(withPolicies!.cpuNsPerOp)} / ${fmt(plain!.cpuNsPerOp)} ns = ${x2(x)}${queuedIn(withPolicies)}`
+    })
   }
   {
     const get = find("effect-reservoir/get", 1, 1, "none")

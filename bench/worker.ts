@@ -10,6 +10,7 @@ import * as genericPool from "generic-pool"
 import * as fs from "node:fs"
 import PgPool from "pg-pool"
 import * as tarn from "tarn"
+import * as RPolicy from "../src/Policy.js"
 import * as RPool from "../src/Pool.js"
 import { Handoff } from "./handoff.js"
 
@@ -104,6 +105,7 @@ const warmPromise = async (acquire: () => Promise<unknown>, release: (r: unknown
 const makeSubject = async (name: string, m: number): Promise<Subject> => {
   switch (name) {
     case "effect-reservoir/use":
+    case "effect-reservoir/use+policies":
     case "effect-reservoir/get": {
       const { close, value: pool } = await inScope(RPool.make({
         acquire: Effect.acquireRelease(Effect.succeed({}), () => Effect.void),
@@ -111,14 +113,18 @@ const makeSubject = async (name: string, m: number): Promise<Subject> => {
         maxOverflow: 0,
         min: m,
         timeout: Infinity, // the string "Infinity" is refused by src/internal/config.ts (see report)
-        name: `bench-${name}`
+        name: `bench-${name}`,
+        // what a database pool runs with (on a no-op resource the reset has nothing to reset, as after autocommit work)
+        policies: name === "effect-reservoir/use+policies" ?
+          [RPolicy.recycle("30 minutes"), RPolicy.maxUses(1_000_000_000), RPolicy.resetOnReturn("rollback")] :
+          []
       }))
       for (let i = 0; i < 1000; i++) {
         const stats = await Effect.runPromise(RPool.stats(pool))
         if (stats.open === m) break
         await new Promise((r) => setTimeout(r, 1))
       }
-      const cycle: Cycle = name === "effect-reservoir/use" ?
+      const cycle: Cycle = name !== "effect-reservoir/get" ?
         (enter, f) =>
           Effect.suspend(() => {
             enter()
