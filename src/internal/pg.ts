@@ -304,7 +304,9 @@ const commandOf = (result: unknown): string | undefined => {
 }
 
 /**
- * One statement, as a bare `Effect.async`: no `AbortSignal` (an `AbortController` and a listener per statement,
+ * One statement, as a bare `Effect.async` over node-postgres's callback form of `query`: the promise form allocates a
+ * promise and a `.catch` promise per statement, and resumes the caller two microtask hops after the result is parsed;
+ * the callback runs as the result arrives. No `AbortSignal` (an `AbortController` and a listener per statement,
  * measured at about 25 µs of CPU per query in bench/pg.ts) and no canceler either (Effect wraps an `async` that
  * returns one in `onInterrupt`, a mask and a match per statement). Instead the connection counts statements in
  * flight: one that comes back to the pool with a statement still running, because its caller was interrupted, is
@@ -321,27 +323,23 @@ const run = <A = unknown>(
 ): Effect.Effect<A, PgError> =>
   Effect.async<A, PgError>((resume) => {
     const session = connection as Connection
-    let pending: Promise<unknown>
-    try {
-      pending = params === undefined || params.length === 0 ?
-        session.client.query(sql) :
-        session.client.query(sql, params as Array<unknown>)
-    } catch (error) {
-      resume(Effect.fail(wrap(operation, resolved.secrets)(error)))
-      return
+    const done = (error: Error | null | undefined, result: unknown): void => {
+      session.running--
+      resume(
+        error === null || error === undefined ?
+          Effect.succeed(finish(result)) :
+          Effect.fail(wrap(operation, resolved.secrets)(error))
+      )
     }
     session.running++
     session.lastSql = sql
-    pending.then(
-      (result) => {
-        session.running--
-        resume(Effect.succeed(finish(result)))
-      },
-      (error) => {
-        session.running--
-        resume(Effect.fail(wrap(operation, resolved.secrets)(error)))
-      }
-    )
+    try {
+      if (params === undefined || params.length === 0) session.client.query(sql, done)
+      else session.client.query(sql, params as Array<unknown>, done)
+    } catch (error) {
+      session.running--
+      resume(Effect.fail(wrap(operation, resolved.secrets)(error)))
+    }
   })
 
 /**
