@@ -81,6 +81,13 @@ export interface Driver<C, E = never> {
    * Absent when the dialect cannot be busy that way.
    */
   busy?(connection: C): unknown
+  /**
+   * Whether a transaction is open on the connection, as far as the driver knows without a round trip (PostgreSQL
+   * reports the session's status after every statement; SQLite knows it in-process): `false` lets reset-on-return
+   * skip its `ROLLBACK` / `COMMIT` at once, `true` or `undefined` (not known) runs it. Absent when the dialect
+   * cannot tell.
+   */
+  inTransaction?(connection: C): boolean | undefined
 }
 
 /**
@@ -101,6 +108,7 @@ export interface DriverOptions<C, E> {
     | undefined
   readonly isDisconnect?: ((error: unknown) => boolean) | undefined
   readonly busy?: ((connection: C) => unknown) | undefined
+  readonly inTransaction?: ((connection: C) => boolean | undefined) | undefined
 }
 
 /**

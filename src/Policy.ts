@@ -105,6 +105,8 @@ export const make: <C, E = never>(policy: Policy<C, E>) => Policy<C, E> = intern
 /**
  * Reset on return (SQLAlchemy's `reset_on_return`): `"rollback"` (the default; ends any transaction the borrower
  * left open), `"commit"`, or `"none"`. A failed reset closes the connection, so the next borrower gets a clean one.
+ * When the driver knows no transaction is open (`Driver.inTransaction` answers `false`: the `Pg` and `Sqlite` drivers
+ * do), the reset sends nothing and costs no step of its own; listeners still hear a `Reset` event.
  *
  * @since 0.1.0
  * @category policies

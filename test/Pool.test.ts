@@ -700,6 +700,32 @@ describe("Pool", () => {
         assert.deepStrictEqual(resets, ["rollback"])
       }))
 
+    it.scoped("reset on return sends nothing when the driver knows no transaction is open", () =>
+      Effect.gen(function*() {
+        const sent: Array<string> = []
+        const driver = Driver.make<{ open: boolean }>({
+          connect: () => Effect.succeed({ open: false }),
+          rollback: () => Effect.sync(() => sent.push("ROLLBACK")),
+          commit: () => Effect.sync(() => sent.push("COMMIT")),
+          inTransaction: (c) => c.open
+        })
+        // quiet returns (nobody listening) and heard ones take different paths through the return policies
+        for (const mode of ["rollback", "commit"] as const) {
+          for (const heard of [false, true]) {
+            const pool = yield* Pool.make({ driver, size: 1, policies: [Policy.resetOnReturn(mode)] })
+            const resets: Array<string> = []
+            if (heard) yield* Pool.listen(pool, { reset: (e) => Effect.sync(() => resets.push(e.method)) })
+            yield* Pool.use(pool, () => Effect.void)
+            yield* Pool.use(pool, (c) => Effect.sync(() => (c.open = true)))
+            yield* Pool.use(pool, (c) => Effect.sync(() => (c.open = false)))
+            // the return after the transaction was left open sends one statement; the other two send none
+            assert.deepStrictEqual(sent.splice(0), [mode === "rollback" ? "ROLLBACK" : "COMMIT"])
+            // every return still counts as a reset for listeners, as it does without the driver's answer
+            assert.deepStrictEqual(resets, heard ? [mode, mode, mode] : [])
+          }
+        }
+      }))
+
     it.scoped("a failed reset closes the connection so the next borrower gets a clean one", () =>
       Effect.gen(function*() {
         const { db, pool } = yield* memoryPool({ policies: [Policy.resetOnReturn("rollback")] })

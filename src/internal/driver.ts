@@ -31,7 +31,8 @@ export const make = <C, E = never>(options: Driver.DriverOptions<C, E>): Driver.
     rollback: options.rollback ?? statement("ROLLBACK"),
     query: query ?? unsupported("query"),
     isDisconnect: options.isDisconnect ?? (() => false),
-    ...(options.busy === undefined ? {} : { busy: options.busy })
+    ...(options.busy === undefined ? {} : { busy: options.busy }),
+    ...(options.inTransaction === undefined ? {} : { inTransaction: options.inTransaction })
   }
 }
 

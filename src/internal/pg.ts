@@ -343,15 +343,16 @@ const run = <A = unknown>(
   })
 
 /**
- * Whether the server's last word on the session (the status of its last `ReadyForQuery`, kept by node-postgres) is
- * "idle, no transaction": then a `ROLLBACK` has nothing to do, and reset-on-return skips its round trip, as psycopg's
- * `rollback()` does. A transaction open (`T`) or aborted (`E`), an unknown status, or a statement still in flight
- * (the pool closes such a connection before any reset) sends the `ROLLBACK`.
+ * Whether a transaction is open on the session, from the server's last word on it (the status of its last
+ * `ReadyForQuery`, kept by node-postgres): "idle, no transaction" is `false`, and then a `ROLLBACK` has nothing to do,
+ * so reset-on-return skips its round trip, as psycopg's `rollback()` does. A transaction open (`T`) or aborted (`E`),
+ * or a statement still in flight (the pool closes such a connection before any reset), is `true`; a client that does
+ * not report its status, `undefined`.
  */
-const idle = (connection: Pg.PgConnection): boolean => {
+const inTransaction = (connection: Pg.PgConnection): boolean | undefined => {
   const client = connection.client as Partial<Pick<pg.Client, "getTransactionStatus">>
-  return typeof client.getTransactionStatus === "function" && client.getTransactionStatus() === "I" &&
-    (connection as Connection).running === 0
+  if (typeof client.getTransactionStatus !== "function") return undefined
+  return client.getTransactionStatus() !== "I" || (connection as Connection).running > 0
 }
 
 /** @internal */
@@ -380,10 +381,13 @@ export const driver = (options?: Pg.PgOptions): Driver<Pg.PgConnection, PgError>
       ),
     rollback: (connection) =>
       Effect.suspend(() =>
-        idle(connection) ? Effect.void : run(resolved, connection, "ROLLBACK", undefined, "rollback", toVoid)
+        inTransaction(connection) === false ?
+          Effect.void :
+          run(resolved, connection, "ROLLBACK", undefined, "rollback", toVoid)
       ),
     isDisconnect,
-    busy: (connection) => (connection as Connection).busy()
+    busy: (connection) => (connection as Connection).busy(),
+    inTransaction
   })
 }
 

@@ -15,8 +15,12 @@ export const resetOnReturn = <C = never, E = never>(
     {
       name: `resetOnReturn(${mode})`,
       resetMethod: mode,
-      onReturn: (context) =>
-        mode === "rollback" ? context.driver.rollback(context.connection) : context.driver.commit(context.connection)
+      onReturn: (context) => {
+        const driver = context.driver
+        // nothing to end (the driver knows without a round trip): done at once, no step of its own
+        if (driver.inTransaction !== undefined && driver.inTransaction(context.connection) === false) return Effect.void
+        return mode === "rollback" ? driver.rollback(context.connection) : driver.commit(context.connection)
+      }
     }
 
 /** @internal */

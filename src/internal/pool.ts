@@ -741,7 +741,7 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
     }
     if (!this.slowReturn) return this.offer(item, now)
     item.state = RETURNING
-    return this.slowRelease(item, exit)
+    return this.slowRelease(item, exit, now)
   }
 
   /**
@@ -799,7 +799,7 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
    * chain is as short as the pool's settings allow: with nobody listening there is no check-in or `Reset` event to
    * emit, and one policy is one step, so `resetOnReturn` costs what its driver call costs.
    */
-  slowRelease(item: Item<C>, exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> {
+  slowRelease(item: Item<C>, exit: Exit.Exit<unknown, unknown>, now: number): Effect.Effect<void> {
     const heard = this.listening || this.echo === "debug"
     const checkin = heard ?
       Effect.zipRight(
@@ -810,7 +810,7 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
     const putBack = () =>
       checkin === undefined ? this.offer(item) : Effect.zipRight(checkin, Effect.suspend(() => this.offer(item)))
     if (this.returnHooks.length === 0 || this.staleReason(item) !== undefined || this.closed) return putBack()
-    const context = new ReturnContextImpl(item.connection, item, this.driver, this.now(), this, exit)
+    const context = new ReturnContextImpl(item.connection, item, this.driver, now, this, exit)
     let reset: Effect.Effect<void, unknown> | undefined
     if (heard) {
       // each hook after the one before, and a `Reset` event after each reset that succeeded

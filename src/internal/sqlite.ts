@@ -219,7 +219,8 @@ export const driver = (options: Sqlite.SqliteOptions): Driver<Sqlite.SqliteConne
           Effect.void :
           Effect.asVoid(run(connection, "ROLLBACK", undefined, "rollback"))
       ),
-    isDisconnect
+    isDisconnect,
+    inTransaction: (connection) => connection.database.open ? connection.database.inTransaction : undefined
   })
 }
 

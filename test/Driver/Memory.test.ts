@@ -6,6 +6,7 @@ import { conformance, type Fixture } from "./conformance.js"
 conformance("Memory", {
   layer: Layer.empty,
   notifiesOnKill: true,
+  knowsTransactions: false,
   fixture: Effect.map(Memory.make(), (db): Fixture<Memory.MemoryConnection, Memory.MemoryError> => ({
     driver: db.driver,
     isOpen: (connection) => Effect.sync(() => connection.alive && !connection.closed),

@@ -79,7 +79,7 @@ const blackhole = Effect.acquireRelease(
 
 layer(postgresLayer, { excludeTestServices: true, timeout: "60 seconds" })("Pg driver (PostgreSQL 15)", (it) => {
   describe("conformance", () => {
-    conformanceTests(it, { fixture, notifiesOnKill: true })
+    conformanceTests(it, { fixture, notifiesOnKill: true, knowsTransactions: true })
   })
 
   it.scoped("sets application_name to the pool's name and binds parameters", () =>

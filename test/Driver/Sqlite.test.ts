@@ -38,6 +38,7 @@ const database = Effect.gen(function*() {
 conformance("Sqlite", {
   layer: Layer.empty,
   notifiesOnKill: false,
+  knowsTransactions: true,
   fixture: Effect.map(database, ({ filename, outside }): Fixture<Sqlite.SqliteConnection, Sqlite.SqliteError> => {
     const driver = Sqlite.driver({ filename })
     return {

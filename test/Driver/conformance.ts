@@ -67,6 +67,8 @@ export interface ConformanceOptions<C, E, R> {
   readonly fixture: Effect.Effect<Fixture<C, E>, unknown, R | Scope.Scope>
   /** Whether a killed idle connection is reported through `ConnectContext.invalidate` without any statement. */
   readonly notifiesOnKill: boolean
+  /** Whether the driver answers `inTransaction` (it knows without a round trip whether a transaction is open). */
+  readonly knowsTransactions: boolean
   readonly timeout?: number | undefined
 }
 
@@ -191,6 +193,35 @@ export const conformanceTests = <C, E, R>(
         assert.deepStrictEqual(context.invalidations, [])
         const lost = yield* Effect.flip(f.driver.ping(connection))
         assert.isTrue(f.driver.isDisconnect(lost), String(lost))
+      }), timeout)
+  }
+
+  if (options.knowsTransactions) {
+    it.scoped("tells whether a transaction is open, from begin to commit or rollback", () =>
+      Effect.gen(function*() {
+        const f = yield* options.fixture
+        const connection = yield* f.driver.connect(makeContext(uniqueName("conformance-in-transaction")))
+        const inTransaction = f.driver.inTransaction!
+        assert.isFalse(inTransaction(connection), "a fresh connection")
+        yield* f.driver.query(connection, "SELECT 1")
+        assert.isFalse(inTransaction(connection), "after autocommit work")
+        yield* f.driver.begin(connection)
+        assert.isTrue(inTransaction(connection), "after begin")
+        yield* f.write(connection, uniqueName("in-transaction"))
+        assert.isTrue(inTransaction(connection), "after a write in the transaction")
+        yield* f.driver.commit(connection)
+        assert.isFalse(inTransaction(connection), "after commit")
+        yield* f.driver.begin(connection)
+        yield* Effect.flip(f.failOrdinarily(connection))
+        assert.isTrue(inTransaction(connection), "in a transaction a failed statement left open")
+        yield* f.driver.rollback(connection)
+        assert.isFalse(inTransaction(connection), "after rollback")
+      }), timeout)
+  } else {
+    it.scoped("does not claim to know whether a transaction is open", () =>
+      Effect.gen(function*() {
+        const f = yield* options.fixture
+        assert.isUndefined(f.driver.inTransaction)
       }), timeout)
   }
 
