@@ -31,7 +31,7 @@ import * as Pg from "../src/Driver/Pg.js"
 import * as Policy from "../src/Policy.js"
 import * as RPool from "../src/Pool.js"
 import * as Postgres from "../test/utils/postgres.js"
-import { json, option, quick, rounds as sharedRounds, writeDocs } from "./cli.js"
+import { json, option, quick, writeDocs } from "./cli.js"
 import { Handoff } from "./handoff.js"
 import { resultsDir, root } from "./paths.js"
 import { pgSectionMarkers, versionOf } from "./report.js"
@@ -43,7 +43,7 @@ const measureMs = Number(option("--measure") ?? (quick ? 400 : 500))
  * across rounds. Many short rounds, each giving a ratio of two subjects measured moments apart, decide a target
  * better on a shared machine than a few long ones (noise there drifts over seconds to minutes).
  */
-const rounds = option("--rounds") !== undefined ? sharedRounds : quick ? 2 : 20
+const rounds = Number(option("--rounds") ?? (quick ? 2 : 20))
 /** Warm-up of every subject once, before the first measurement, so JIT tiers do not favour whoever runs last. */
 const firstWarmupMs = quick ? 400 : 1000
 /** A measurement that has not finished this long after its window closed is a hang. */
@@ -70,6 +70,10 @@ const allQueries = [
 /** `--queries "SELECT 1"` runs only that query; the default is both. */
 const chosenQueries = option("--queries")?.split(",")
 const queries = chosenQueries === undefined ? allQueries : allQueries.filter((q) => chosenQueries.includes(q.name))
+type Scenario = { readonly n: number; readonly m: number }
+type Query = typeof queries[number]
+/** A measurement: warm-up, then the window whose queries count. */
+type Window = { readonly warmupMs: number; readonly measureMs: number }
 const allSubjects = [
   "effect-reservoir+pg",
   "pg.Pool",
@@ -155,8 +159,8 @@ class Lane {
 const measure = async (
   runner: Runner,
   n: number,
-  query: typeof queries[number],
-  window: { readonly warmupMs: number; readonly measureMs: number }
+  query: Query,
+  window: Window
 ) => {
   const latencies: Array<number> = []
   const start = performance.now()
@@ -394,25 +398,39 @@ const withDeadline = <A>(label: string, ms: number, promise: Promise<A>, state?:
   return Promise.race([promise, deadline]).finally(() => clearTimeout(timer))
 }
 
-/** Sets up a subject, measures it and closes it, each step under a deadline. */
+const labelOf = (subject: SubjectName, s: Scenario, query: Query) => `${subject} ${s.n}/${s.m} ${query.name}`
+
+/** The key of a subject's results, one per round, in `runs`. */
+const runKey = (subject: string, query: string, n: number, m: number) => `${subject}|${query}|${n}|${m}`
+
+/** Each step of a measurement under its deadline: set up (connections opened), measure a window, close. */
+const setUp = (subject: SubjectName, server: Postgres.PostgresServer, s: Scenario, query: Query) =>
+  withDeadline(`${labelOf(subject, s, query)}: setup`, hangMs, makeRunner(subject, server, s.m))
+
+const measureOn = (runner: Runner, subject: SubjectName, s: Scenario, query: Query, window: Window) =>
+  withDeadline(
+    `${labelOf(subject, s, query)}: measurement`,
+    window.warmupMs + window.measureMs + hangMs,
+    measure(runner, s.n, query, window),
+    runner.state
+  )
+
+const tearDown = (runner: Runner, subject: SubjectName, s: Scenario, query: Query) =>
+  withDeadline(`${labelOf(subject, s, query)}: close`, hangMs, runner.close())
+
+/** Sets up a subject, measures it once and closes it (the first warm-up). */
 const runOnce = async (
   subject: SubjectName,
   server: Postgres.PostgresServer,
-  s: { readonly n: number; readonly m: number },
-  query: typeof queries[number],
-  window: { readonly warmupMs: number; readonly measureMs: number }
+  s: Scenario,
+  query: Query,
+  window: Window
 ) => {
-  const label = `${subject} ${s.n}/${s.m} ${query.name}`
-  const runner = await withDeadline(`${label}: setup`, hangMs, makeRunner(subject, server, s.m))
+  const runner = await setUp(subject, server, s, query)
   try {
-    return await withDeadline(
-      `${label}: measurement`,
-      window.warmupMs + window.measureMs + hangMs,
-      measure(runner, s.n, query, window),
-      runner.state
-    )
+    return await measureOn(runner, subject, s, query, window)
   } finally {
-    await withDeadline(`${label}: close`, hangMs, runner.close())
+    await tearDown(runner, subject, s, query)
   }
 }
 
@@ -444,24 +462,17 @@ const main = Effect.gen(function*() {
         const live = subjects.filter((subject) => applies(subject, s.n, s.m))
         const runners = new Map<SubjectName, Runner>()
         try {
-          for (const subject of live) {
-            const label = `${subject} ${s.n}/${s.m} ${query.name}: setup`
-            runners.set(subject, await withDeadline(label, hangMs, makeRunner(subject, server, s.m)))
-          }
+          for (const subject of live) runners.set(subject, await setUp(subject, server, s, query))
           for (let round = 0; round < rounds; round++) {
             const order = live.map((_, i) => live[(i + round) % live.length])
             const line: Array<string> = []
             for (const subject of order) {
-              const runner = runners.get(subject)!
-              const result = await withDeadline(
-                `${subject} ${s.n}/${s.m} ${query.name}: measurement`,
-                warmupMs + measureMs + hangMs,
-                measure(runner, s.n, query, { warmupMs, measureMs }),
-                runner.state
-              )
+              const result = await measureOn(runners.get(subject)!, subject, s, query, { warmupMs, measureMs })
               line.push(`${subject} ${fmt(result.qps)} (${fmt(result.cpuUsPerQuery)} µs)`)
-              const key = `${subject}|${query.name}|${s.n}|${s.m}`
-              runs.set(key, [...(runs.get(key) ?? []), { subject, query: query.name, n: s.n, m: s.m, ...result }])
+              const key = runKey(subject, query.name, s.n, s.m)
+              const list = runs.get(key) ?? []
+              runs.set(key, list)
+              list.push({ subject, query: query.name, n: s.n, m: s.m, ...result })
             }
             say(
               `  ${s.n}/${s.m} ${query.name} round ${round + 1}/${rounds}, qps (client CPU per query): ${
@@ -470,9 +481,7 @@ const main = Effect.gen(function*() {
             )
           }
         } finally {
-          for (const [subject, runner] of runners) {
-            await withDeadline(`${subject} ${s.n}/${s.m} ${query.name}: close`, hangMs, runner.close())
-          }
+          for (const [subject, runner] of runners) await tearDown(runner, subject, s, query)
         }
       }
     }
@@ -516,7 +525,7 @@ const checkTargets = (
 ): Array<Target> => {
   const find = (subject: string, query: string, n: number) =>
     results.find((r) => r.subject === subject && r.query === query && r.n === n)
-  const roundsOf = (r: Result) => runs.get(`${r.subject}|${r.query}|${r.n}|${r.m}`) ?? []
+  const roundsOf = (r: Result) => runs.get(runKey(r.subject, r.query, r.n, r.m)) ?? []
   /**
    * `a` over `b` as a target judges it: within each round (the two subjects measured seconds apart on the same
    * connections and server), then the median across rounds. Slow drift of a shared machine moves both sides of a

@@ -18,7 +18,7 @@ export const resetOnReturn = <C = never, E = never>(
       onReturn: (context) => {
         const driver = context.driver
         // nothing to end (the driver knows without a round trip): done at once, no step of its own
-        if (driver.inTransaction !== undefined && driver.inTransaction(context.connection) === false) return Effect.void
+        if (driver.inTransaction?.(context.connection) === false) return Effect.void
         return mode === "rollback" ? driver.rollback(context.connection) : driver.commit(context.connection)
       }
     }

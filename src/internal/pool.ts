@@ -797,7 +797,8 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
   /**
    * A return that runs return policies, or that someone hears of (listeners, subscribers, debug echo). The reset
    * chain is as short as the pool's settings allow: with nobody listening there is no check-in or `Reset` event to
-   * emit, and one policy is one step, so `resetOnReturn` costs what its driver call costs.
+   * emit, and one policy is one step, so `resetOnReturn` costs what its driver call costs (no step at all when the
+   * driver knows no transaction is open).
    */
   slowRelease(item: Item<C>, exit: Exit.Exit<unknown, unknown>, now: number): Effect.Effect<void> {
     const heard = this.listening || this.echo === "debug"

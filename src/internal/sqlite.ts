@@ -202,6 +202,10 @@ const run = (
     )
   })
 
+/** Whether a transaction is open, as SQLite itself says; not known once the handle is closed. */
+const inTransaction = (connection: Sqlite.SqliteConnection): boolean | undefined =>
+  connection.database.open ? connection.database.inTransaction : undefined
+
 /** @internal */
 export const driver = (options: Sqlite.SqliteOptions): Driver<Sqlite.SqliteConnection, SqliteError> => {
   const liveness = options.liveness ?? "SELECT 1"
@@ -215,12 +219,12 @@ export const driver = (options: Sqlite.SqliteOptions): Driver<Sqlite.SqliteConne
     commit: (connection) => Effect.asVoid(run(connection, "COMMIT", undefined, "commit")),
     rollback: (connection) =>
       Effect.suspend(() =>
-        connection.database.open && !connection.database.inTransaction ?
+        inTransaction(connection) === false ?
           Effect.void :
           Effect.asVoid(run(connection, "ROLLBACK", undefined, "rollback"))
       ),
     isDisconnect,
-    inTransaction: (connection) => connection.database.open ? connection.database.inTransaction : undefined
+    inTransaction
   })
 }
 
