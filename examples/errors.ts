@@ -29,6 +29,8 @@ export const program = Effect.gen(function*() {
   yield* db.failNextConnects(1)
   const refused = yield* Effect.flip(Pool.use(pool, () => Effect.void))
   seen[refused._tag] = refused.message
+  // after a failed connect the next one waits on the pool's backoff schedule (virtual time here)
+  yield* TestClock.adjust("1 second")
 
   // PoolTimeoutError (phase "wait") and PoolExhaustedError (maxWaiters: 1)
   const held = yield* Pool.checkout(pool)

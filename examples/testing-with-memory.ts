@@ -41,8 +41,18 @@ const withClock = <A, E>(effect: Effect.Effect<A, E>, duration: Duration.Duratio
     return yield* Fiber.join(fiber)
   })
 
-const outcome = <A, E extends { readonly _tag: string }>(effect: Effect.Effect<A, E>) =>
-  Effect.map(Effect.either(effect), Either.match({ onLeft: (error) => error._tag, onRight: () => "ok" }))
+/**
+ * How an operation ended, by tag. The clock moves meanwhile: after a failed connect the pool waits on its backoff
+ * schedule before the next one, and under `TestClock` that wait is virtual time.
+ */
+const outcome = <A, E extends { readonly _tag: string }>(
+  effect: Effect.Effect<A, E>,
+  duration: Duration.DurationInput = "5 seconds"
+) =>
+  withClock(
+    Effect.map(Effect.either(effect), Either.match({ onLeft: (error) => error._tag, onRight: () => "ok" })),
+    duration
+  )
 
 export const program = Effect.gen(function*() {
   const { db, pool } = yield* setup
@@ -87,7 +97,7 @@ export const program = Effect.gen(function*() {
 
   // a server restart kills every connection and refuses connects for a while
   yield* db.restart("10 seconds")
-  results.restartWhileDown = yield* outcome(record(pool, "g"))
+  results.restartWhileDown = yield* outcome(record(pool, "g"), "1 second")
   yield* TestClock.adjust("10 seconds")
   results.restartAfter = yield* outcome(record(pool, "h"))
 

@@ -20,6 +20,8 @@ export interface ConnectionRecord {
   readonly createdAt: number
   /** When the connection was last checked out, in epoch milliseconds (equal to `createdAt` before its first use). */
   readonly lastUsedAt: number
+  /** When the connection last came back to the pool, in epoch milliseconds (equal to `createdAt` before that). */
+  readonly lastReturnedAt: number
   /** When a policy last validated the connection (pre-ping, keepalive), in epoch milliseconds; `0` for never. */
   readonly lastValidatedAt: number
   /** How many times the connection has been checked out. */
@@ -47,6 +49,7 @@ export const standalone = (pool: string, id: number = 0): ConnectionRecord => ({
   pool,
   createdAt: 0,
   lastUsedAt: 0,
+  lastReturnedAt: 0,
   lastValidatedAt: 0,
   uses: 0,
   generation: 0,

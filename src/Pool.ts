@@ -145,6 +145,30 @@ export interface Lease<C> {
 }
 
 /**
+ * Options of one checkout. `timeout` overrides the pool's `timeout` for this checkout alone (Spanner's
+ * `get(timeout)`): the checkout ends by then, with the connection or a `PoolTimeoutError`, whatever happens
+ * meanwhile (rejections and retries keep this first deadline).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface CheckoutOptions {
+  readonly timeout?: Duration.DurationInput | undefined
+}
+
+/**
+ * Options of a manual return. `whenFull: "fail"` is Spanner's `put`: when nobody waits and `size` connections are
+ * idle already, the return fails with `PoolUsageError` (`reason: "Full"`) and the caller keeps the lease, instead
+ * of the connection being closed as overflow (`"close"`, the default).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface CheckinOptions {
+  readonly whenFull?: "close" | "fail" | undefined
+}
+
+/**
  * Creates a pool in the current scope. Invalid options fail with one `PoolConfigError` listing every problem.
  * When the scope closes, new checkouts fail with `PoolClosedError`, waiters fail at once, idle connections close,
  * and lent ones close when returned or after `shutdownTimeout`, whichever comes first.
@@ -215,26 +239,33 @@ export const layerConfig = <I, C, E>(
   )
 
 /**
- * Checks out a connection for the life of the current scope; it is returned when the scope closes.
+ * Checks out a connection for the life of the current scope; it is returned when the scope closes. `timeout`
+ * overrides the pool's for this checkout.
  *
  * @since 0.1.0
  * @category combinators
  */
-export const get: <C, E>(self: Pool<C, E>) => Effect.Effect<C, E | PoolError, Scope.Scope> = internal.get
+export const get: <C, E>(self: Pool<C, E>, options?: CheckoutOptions) => Effect.Effect<C, E | PoolError, Scope.Scope> =
+  internal.get
 
 /**
- * Checks out a connection, runs `f` with it, and returns it however `f` ends: the fast path, without a `Scope`.
+ * Checks out a connection, runs `f` with it, and returns it however `f` ends (succeeds, fails, dies, throws before
+ * answering an Effect, is interrupted): the fast path, without a `Scope`. `timeout` overrides the pool's for this
+ * checkout. When `f` fails with an error the driver calls a disconnect, the connection is invalidated, never lent
+ * again.
  *
  * @since 0.1.0
  * @category combinators
  */
 export const use: {
   <C, A, E2, R>(
-    f: (connection: C) => Effect.Effect<A, E2, R>
+    f: (connection: C) => Effect.Effect<A, E2, R>,
+    options?: CheckoutOptions
   ): <E>(self: Pool<C, E>) => Effect.Effect<A, E | E2 | PoolError, R>
   <C, E, A, E2, R>(
     self: Pool<C, E>,
-    f: (connection: C) => Effect.Effect<A, E2, R>
+    f: (connection: C) => Effect.Effect<A, E2, R>,
+    options?: CheckoutOptions
   ): Effect.Effect<A, E | E2 | PoolError, R>
 } = internal.use
 
@@ -247,11 +278,13 @@ export const use: {
  */
 export const transaction: {
   <C, A, E2, R>(
-    f: (connection: C) => Effect.Effect<A, E2, R>
+    f: (connection: C) => Effect.Effect<A, E2, R>,
+    options?: CheckoutOptions
   ): <E>(self: Pool<C, E>) => Effect.Effect<A, E | E2 | PoolError, R>
   <C, E, A, E2, R>(
     self: Pool<C, E>,
-    f: (connection: C) => Effect.Effect<A, E2, R>
+    f: (connection: C) => Effect.Effect<A, E2, R>,
+    options?: CheckoutOptions
   ): Effect.Effect<A, E | E2 | PoolError, R>
 } = internal.transaction
 
@@ -262,35 +295,38 @@ export const transaction: {
  * @since 0.1.0
  * @category combinators
  */
-export const checkout: <C, E>(self: Pool<C, E>) => Effect.Effect<Lease<C>, E | PoolError> = internal.checkout
+export const checkout: <C, E>(self: Pool<C, E>, options?: CheckoutOptions) => Effect.Effect<Lease<C>, E | PoolError> =
+  internal.checkout
 
 /**
  * Returns a lease from `checkout`. A lease returned twice, or from another pool, is refused with `PoolUsageError`
- * and the pool is left as it was.
+ * and the pool is left as it was. With `whenFull: "fail"` (Spanner's `put`) a return to a full pool is refused too.
  *
  * @since 0.1.0
  * @category combinators
  */
 export const checkin: {
-  <C>(lease: Lease<C>): <E>(self: Pool<C, E>) => Effect.Effect<void, PoolUsageError>
-  <C, E>(self: Pool<C, E>, lease: Lease<C>): Effect.Effect<void, PoolUsageError>
+  <C>(lease: Lease<C>, options?: CheckinOptions): <E>(self: Pool<C, E>) => Effect.Effect<void, PoolUsageError>
+  <C, E>(self: Pool<C, E>, lease: Lease<C>, options?: CheckinOptions): Effect.Effect<void, PoolUsageError>
 } = internal.checkin
 
 /**
- * Invalidates one connection. Hard (the default): it is closed now, whether idle or lent (a lent one's return then
- * only checks it in). Soft: it is never lent again and is closed when returned (or now, if idle).
+ * Invalidates one connection, named by its lease or by the connection itself (when several live connections are
+ * equal values, the one lent to the calling fiber). Hard (the default): it is closed now, whether idle or lent (a
+ * lent one's return then only checks it in). Soft: it is never lent again and is closed when returned (or now, if
+ * idle).
  *
  * @since 0.1.0
  * @category combinators
  */
 export const invalidate: {
   <C>(
-    connection: C,
+    connection: C | Lease<C>,
     options?: { readonly soft?: boolean | undefined; readonly cause?: unknown }
   ): <E>(self: Pool<C, E>) => Effect.Effect<void, PoolUsageError>
   <C, E>(
     self: Pool<C, E>,
-    connection: C,
+    connection: C | Lease<C>,
     options?: { readonly soft?: boolean | undefined; readonly cause?: unknown }
   ): Effect.Effect<void, PoolUsageError>
 } = internal.invalidate
@@ -312,8 +348,8 @@ export const invalidateAll: <C, E>(self: Pool<C, E>) => Effect.Effect<void> = in
  * @category combinators
  */
 export const detach: {
-  <C>(connection: C): <E>(self: Pool<C, E>) => Effect.Effect<void, PoolUsageError, Scope.Scope>
-  <C, E>(self: Pool<C, E>, connection: C): Effect.Effect<void, PoolUsageError, Scope.Scope>
+  <C>(connection: C | Lease<C>): <E>(self: Pool<C, E>) => Effect.Effect<void, PoolUsageError, Scope.Scope>
+  <C, E>(self: Pool<C, E>, connection: C | Lease<C>): Effect.Effect<void, PoolUsageError, Scope.Scope>
 } = internal.detach
 
 /**
@@ -360,21 +396,42 @@ export const stats: <C, E>(self: Pool<C, E>) => Effect.Effect<PoolStats> = inter
 export const config: <C, E>(self: Pool<C, E>) => PoolConfigEncoded = internal.configOf
 
 /**
- * The record of a connection this pool opened.
+ * The record of a connection this pool opened: the record alone, which reaches neither the connection nor its scope.
  *
  * @since 0.1.0
  * @category getters
  */
-export const record: <C, E>(self: Pool<C, E>, connection: C) => Effect.Effect<ConnectionRecord, PoolUsageError> =
-  internal.record
+export const record: <C, E>(
+  self: Pool<C, E>,
+  connection: C | Lease<C>
+) => Effect.Effect<ConnectionRecord, PoolUsageError> = internal.record
 
 /**
- * Every lifecycle event of the pool, from the moment the stream is run. Costs nothing while nobody subscribes.
+ * The commands of a policy the pool was made with, by the policy value itself (each pool has its own instance):
+ * for example a keepalive's `ping` or a breaker's state. Fails with `PoolUsageError` (`"NotInstalled"`) for a
+ * policy the pool was not made with.
+ *
+ * @since 0.2.0
+ * @category getters
+ */
+export const policy: <C, E, Commands>(
+  self: Pool<C, E>,
+  policy: Policy<C, E, Commands>
+) => Effect.Effect<Commands, PoolUsageError> = internal.policy
+
+/**
+ * Every lifecycle event of the pool, from the moment the stream is run, in the order listeners hear them. Each
+ * subscriber has a buffer of `bufferSize` events (default 4096): while it is full, newer events are dropped for
+ * that subscriber and counted in `Pool.stats(pool).eventsDropped`, so a slow subscriber never grows memory. Costs
+ * nothing while nobody subscribes.
  *
  * @since 0.1.0
  * @category events
  */
-export const events: <C, E>(self: Pool<C, E>) => Stream.Stream<PoolEvent<C>> = internal.events
+export const events: <C, E>(
+  self: Pool<C, E>,
+  options?: { readonly bufferSize?: number | undefined }
+) => Stream.Stream<PoolEvent<C>> = internal.events
 
 /**
  * Registers listeners for the life of the current scope. A `checkout` listener may fail with `ConnectionRejected`

@@ -26,9 +26,11 @@ export const PoolStats = Schema.Struct({
   open: Schema.Number,
   /** Connects in flight. */
   opening: Schema.Number,
-  /** Connections idle in the pool. */
+  /** Connections idle in the pool, lendable now. */
   idle: Schema.Number,
-  /** Connections lent to borrowers. */
+  /** Connections in the pool but held by upkeep for a moment: a background pass (keepalive) or a preparation. */
+  maintained: Schema.Number,
+  /** Connections lent to borrowers (and returned ones still being reset). */
   inUse: Schema.Number,
   /** Checkouts waiting for a connection. */
   waiting: Schema.Number,
@@ -50,6 +52,13 @@ export const PoolStats = Schema.Struct({
   connectFailures: Schema.Number,
   /** Checkouts that timed out waiting. */
   timeouts: Schema.Number,
+  /**
+   * Whether connects are held back after a failure: the backoff schedule's delay is running, or a single probe
+   * connect is in flight until one succeeds.
+   */
+  backingOff: Schema.Boolean,
+  /** Events a subscriber of `Pool.events` lost because its buffer was full. */
+  eventsDropped: Schema.Number,
   /** Whether the pool's scope has closed (or is closing). */
   isClosed: Schema.Boolean
 })
@@ -73,9 +82,11 @@ export const TypeId: unique symbol = Symbol.for("effect-reservoir/PoolError")
 export type TypeId = typeof TypeId
 
 /**
- * A checkout or a connect ran out of time. `phase` says which: `"wait"` for a checkout that waited past the pool's
- * `timeout`, `"connect"` for a connect that took longer than `connectTimeout`. When connects were failing, `cause`
- * is the last connect failure, so a dead database reads as itself and not as a generic timeout.
+ * A checkout or a connect ran out of time. `phase` says which: `"wait"` for a checkout that waited past its
+ * deadline (the pool's `timeout`, or the call's own), `"validate"` for a checkout whose validation (pre-ping, a
+ * checkout policy or listener) was still running at that deadline, `"connect"` for a connect that took longer than
+ * `connectTimeout`. When connects were failing, `cause` is the last connect failure, so a dead database reads as
+ * itself and not as a generic timeout.
  *
  * @since 0.1.0
  * @category errors
@@ -84,7 +95,7 @@ export class PoolTimeoutError extends Schema.TaggedError<PoolTimeoutError>("effe
   "PoolTimeoutError",
   {
     pool: Schema.String,
-    phase: Schema.Literal("wait", "connect"),
+    phase: Schema.Literal("wait", "validate", "connect"),
     timeoutMillis: Schema.Number,
     stats: PoolStats,
     cause: Schema.optional(Schema.Unknown)
@@ -99,11 +110,12 @@ export class PoolTimeoutError extends Schema.TaggedError<PoolTimeoutError>("effe
    */
   override get message(): string {
     const s = this.stats
-    const base = this.phase === "wait"
-      ? `Pool "${this.pool}": checkout timed out after ${this.timeoutMillis} ms ` +
+    const base = this.phase === "connect"
+      ? `Pool "${this.pool}": connect timed out after ${this.timeoutMillis} ms`
+      : `Pool "${this.pool}": checkout timed out after ${this.timeoutMillis} ms` +
+        (this.phase === "validate" ? " while validating a connection " : " ") +
         `(open ${s.open}/${s.size + s.maxOverflow}, in use ${s.inUse}, idle ${s.idle}, opening ${s.opening}, ` +
         `waiting ${s.waiting})`
-      : `Pool "${this.pool}": connect timed out after ${this.timeoutMillis} ms`
     return this.cause === undefined ? base : `${base}; last connect failure: ${describe(this.cause)}`
   }
 }
@@ -154,7 +166,8 @@ export class PoolExhaustedError extends Schema.TaggedError<PoolExhaustedError>("
 
 /**
  * Checkout gave up after policies or checkout listeners rejected `attempts` connections in a row (SQLAlchemy's
- * `DisconnectionError` raised on every attempt). `cause` is the last rejection.
+ * `DisconnectionError` raised on every attempt), `phase: "checkout"`; or a connect policy (`onConnect`) rejected
+ * the connection opened for this checkout, `phase: "connect"`. `cause` is the last rejection.
  *
  * @since 0.1.0
  * @category errors
@@ -162,7 +175,12 @@ export class PoolExhaustedError extends Schema.TaggedError<PoolExhaustedError>("
 export class PoolCheckoutRejectedError
   extends Schema.TaggedError<PoolCheckoutRejectedError>("effect-reservoir/PoolCheckoutRejectedError")(
     "PoolCheckoutRejectedError",
-    { pool: Schema.String, attempts: Schema.Number, cause: Schema.Unknown }
+    {
+      pool: Schema.String,
+      attempts: Schema.Number,
+      cause: Schema.Unknown,
+      phase: Schema.optionalWith(Schema.Literal("checkout", "connect"), { default: () => "checkout" as const })
+    }
   )
 {
   /**
@@ -173,23 +191,30 @@ export class PoolCheckoutRejectedError
    * @since 0.1.0
    */
   override get message(): string {
-    return `Pool "${this.pool}": ${this.attempts} connections in a row were rejected at checkout; last: ${
-      describe(this.cause)
-    }`
+    return this.phase === "connect" ?
+      `Pool "${this.pool}": a connect policy rejected the new connection: ${describe(this.cause)}` :
+      `Pool "${this.pool}": ${this.attempts} connections in a row were rejected at checkout; last: ${
+        describe(this.cause)
+      }`
   }
 }
 
 /**
  * A misuse of the manual checkout API, refused without changing the pool: `"ReturnedTwice"` (the lease was already
  * returned or detached), `"Foreign"` (the lease or connection is not this pool's), `"NotLent"` (the connection is
- * not checked out).
+ * not checked out), `"Full"` (a strict return found the pool full: the caller keeps the connection, as with
+ * Spanner's `put`), `"NotInstalled"` (`Pool.policy` asked for a policy the pool was not made with).
  *
  * @since 0.1.0
  * @category errors
  */
 export class PoolUsageError extends Schema.TaggedError<PoolUsageError>("effect-reservoir/PoolUsageError")(
   "PoolUsageError",
-  { pool: Schema.String, reason: Schema.Literal("ReturnedTwice", "Foreign", "NotLent"), operation: Schema.String }
+  {
+    pool: Schema.String,
+    reason: Schema.Literal("ReturnedTwice", "Foreign", "NotLent", "Full", "NotInstalled"),
+    operation: Schema.String
+  }
 ) {
   /**
    * @since 0.1.0
@@ -206,6 +231,10 @@ export class PoolUsageError extends Schema.TaggedError<PoolUsageError>("effect-r
         return `Pool "${this.pool}": ${this.operation} of a connection this pool never lent`
       case "NotLent":
         return `Pool "${this.pool}": ${this.operation} of a connection that is not checked out`
+      case "Full":
+        return `Pool "${this.pool}": ${this.operation} refused: the pool is full`
+      case "NotInstalled":
+        return `Pool "${this.pool}": ${this.operation}: the pool was not made with that policy`
     }
   }
 }

@@ -34,6 +34,7 @@ import type { ConnectionRejected, PoolStats } from "./PoolError.js"
  * - `disposed`: `Pool.dispose`
  * - `shutdown`: the pool's scope closed
  * - `expired`, `idle`, `maxUses`: lifetime policies
+ * - `reclaimed`: taken back from a holder that kept it too long (leak detection with `reclaim`)
  *
  * A detached connection is no longer the pool's: its closing is the `CloseDetached` event, not a close.
  *
@@ -50,7 +51,8 @@ export const closeReasons = [
   "shutdown",
   "expired",
   "idle",
-  "maxUses"
+  "maxUses",
+  "reclaimed"
 ] as const
 
 /**

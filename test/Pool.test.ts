@@ -213,22 +213,30 @@ describe("Pool", () => {
         assert.strictEqual(error.reason, "ConnectFailed")
         const stats = yield* Pool.stats(pool)
         assert.deepStrictEqual([stats.open, stats.opening, stats.waiting, stats.connectFailures], [0, 0, 0, 1])
-        // the next checkout connects again
-        yield* Pool.use(pool, () => Effect.void)
+        // the next checkout connects again, once the backoff after the failure has passed
+        const next = yield* Effect.fork(Pool.use(pool, () => Effect.void))
+        yield* TestClock.adjust("1 second")
+        yield* Fiber.join(next)
         assert.strictEqual((yield* Pool.stats(pool)).open, 1)
       }))
 
     it.scoped("gives every waiter the real cause when the database is down", () =>
       Effect.gen(function*() {
-        const { db, pool } = yield* memoryPool({ size: 2, maxOverflow: 1 })
+        const { db, pool } = yield* memoryPool({ size: 2, maxOverflow: 1, timeout: "1 second" })
         yield* db.down
-        const results = yield* Effect.all(
+        const all = yield* Effect.fork(Effect.all(
           Array.from({ length: 5 }, () => Effect.either(Pool.use(pool, () => Effect.void))),
           { concurrency: "unbounded" }
-        )
+        ))
+        // the first three connect at once; the other two wait for the backoff's probes or their deadline
+        yield* TestClock.adjust("2 seconds")
+        const results = yield* Fiber.join(all)
         for (const result of results) {
           assert.isTrue(Either.isLeft(result))
-          assert.strictEqual((result as Either.Left<{ reason: string }, void>).left.reason, "ConnectRefused")
+          const error = (result as Either.Left<{ _tag: string; reason?: string; cause?: { reason?: string } }, void>)
+            .left
+          const reason = error._tag === "PoolTimeoutError" ? error.cause?.reason : error.reason
+          assert.strictEqual(reason, "ConnectRefused")
         }
         assert.strictEqual((yield* Pool.stats(pool)).opening, 0)
       }))

@@ -4,7 +4,17 @@ import type * as Policy from "../Policy.js"
 import { ConnectionRejected } from "../PoolError.js"
 
 /** @internal */
-export const make = <C, E = never>(policy: Policy.Policy<C, E>): Policy.Policy<C, E> => policy
+export const make = <C, E = never, Commands = void>(
+  policy: Policy.Policy<C, E, Commands>
+): Policy.Policy<C, E, Commands> => policy
+
+/** @internal */
+export const stateful = <C, E = never, Commands = void>(
+  name: string,
+  instantiate: (
+    pool: Policy.PoolHandle<C, E>
+  ) => Effect.Effect<Policy.Instance<C, E, Commands>, never, import("effect/Scope").Scope>
+): Policy.Policy<C, E, Commands> => ({ name, instantiate })
 
 /** @internal */
 export const resetOnReturn = <C = never, E = never>(

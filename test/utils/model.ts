@@ -154,7 +154,7 @@ export const run = (s: Scenario) =>
         if (stats.open !== server.open) violations.push(`count ${label}: pool ${stats.open} vs server ${server.open}`)
         // I4: work-conserving at rest
         if (stats.idle > 0 && stats.waiting > 0) violations.push(`I4 ${label}: idle ${stats.idle} with waiters`)
-        if (stats.waiting > stats.opening && stats.open + stats.opening < max) {
+        if (stats.waiting > stats.opening && stats.open + stats.opening < max && !stats.backingOff) {
           violations.push(`I4 ${label}: ${stats.waiting} waiting, ${stats.opening} opening, room left`)
         }
         // I6: no waiter past its deadline

@@ -1,0 +1,294 @@
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import { PoolCheckoutRejectedError, PoolClosedError, type PoolError, PoolExhaustedError } from "../PoolError.js"
+import type * as PoolEvent from "../PoolEvent.js"
+import { offer, returnAfterFailure, returnAfterSuccess, staleReason } from "./checkin.js"
+import { pump } from "./connector.js"
+import { currentFiber, type PoolImpl } from "./core.js"
+import { call, chainHooks, checkoutHook, HookContextImpl } from "./hooks.js"
+import type { Item } from "./item.js"
+import { closeItem, closeRejected } from "./lifecycle.js"
+import { enqueue, lend, timeoutError, unlink } from "./queue.js"
+import { DONE, GRANTED, RUNNING, Waiter, WAITING } from "./waiters.js"
+
+/**
+ * The checkout path: the synchronous fast path (`tryTake`), the general one (`acquireSlow`: admission, queueing,
+ * validation), the combined wait of `Pool.use` (`useParked`) and the clean-up of a cancelled wait. Only the wait and
+ * the validation are interruptible; a checkout keeps its first arrival time and deadline across retries.
+ */
+
+/** @internal */
+export type Restore = <A, E1, R>(effect: Effect.Effect<A, E1, R>) => Effect.Effect<A, E1, R>
+
+/**
+ * The fast path, synchronous: an idle connection when nobody waits and nothing needs checking. Callers run it
+ * inside their own step and fall back to `acquireSlow`.
+ *
+ * @internal
+ */
+export const tryTake = <C, E>(pool: PoolImpl<C, E>): Item<C> | undefined => {
+  if (pool.closed || pool.queue.length !== 0 || pool.slowCheckout || pool.idle.length === 0) return undefined
+  const item = takeIdle(pool)
+  if (item !== undefined) pool.gauges()
+  return item
+}
+
+const takeIdle = <C, E>(pool: PoolImpl<C, E>): Item<C> | undefined => {
+  for (;;) {
+    const item = pool.lifo ? pool.idle.tail : pool.idle.head
+    if (item === undefined) return undefined
+    const reason = staleReason(pool, item)
+    if (reason !== undefined) {
+      // takes it out of the list at once
+      pool.fork(closeItem(pool, item, reason))
+      continue
+    }
+    pool.idle.remove(item)
+    lend(pool, item, pool.now(), currentFiber())
+    return item
+  }
+}
+
+/** The deadline of a checkout that starts now with `timeoutMillis`. */
+export const deadlineOf = (now: number, timeoutMillis: number): number =>
+  timeoutMillis === Infinity ? Infinity : now + timeoutMillis
+
+/**
+ * The general checkout: a closed pool fails, an idle connection is taken when nobody waits (and validated), else
+ * admission is asked and the checkout parks. Attempt `n > 0` is a retry after a rejection, with the first
+ * attempt's arrival and deadline.
+ *
+ * @internal
+ */
+export const acquireSlow = <C, E>(
+  pool: PoolImpl<C, E>,
+  restore: Restore,
+  attempt: number,
+  arrivedAt: number,
+  deadline: number,
+  timeoutMillis: number
+): Effect.Effect<Item<C>, E | PoolError> => {
+  if (pool.closed) return Effect.fail(new PoolClosedError({ pool: pool.name }))
+  if (attempt > 0 && pool.now() >= deadline) return Effect.fail(timeoutError(pool, timeoutMillis, "wait"))
+  if (pool.queue.length === 0) {
+    const item = takeIdle(pool)
+    if (item !== undefined) {
+      pool.gauges()
+      return pool.slowCheckout
+        ? validate(pool, item, restore, attempt, arrivedAt, deadline, timeoutMillis)
+        : Effect.succeed(item)
+    }
+  }
+  const refused = admit(pool)
+  if (refused !== undefined) return Effect.fail(refused)
+  return park(pool, restore, attempt, arrivedAt, deadline, timeoutMillis)
+}
+
+/** Admission: the first policy that refuses a checkout about to park fails it at once. */
+const admit = <C, E>(pool: PoolImpl<C, E>): PoolError | undefined => {
+  for (const hooks of pool.admitHooks) {
+    const refused = hooks.admit!()
+    if (refused !== undefined) return refused
+  }
+  return undefined
+}
+
+/**
+ * Queues a waiter (at the front for a retry after a rejected checkout: it arrived before everyone queued), or
+ * refuses when `maxWaiters` are queued.
+ *
+ * @internal
+ */
+export const enqueueWaiter = <C, E>(
+  pool: PoolImpl<C, E>,
+  attempt: number,
+  arrivedAt: number,
+  deadline: number,
+  timeoutMillis: number
+): Waiter<C> | PoolExhaustedError => {
+  if (pool.queue.length >= pool.maxWaiters) {
+    return new PoolExhaustedError({ pool: pool.name, maxWaiters: pool.maxWaiters, stats: pool.stats() })
+  }
+  const waiter = new Waiter<C>(arrivedAt, deadline, timeoutMillis, currentFiber())
+  enqueue(pool, waiter, attempt > 0)
+  pump(pool)
+  pool.gauges()
+  return waiter
+}
+
+/** The wait itself: resumed by `grant` or `reject`, inside a span when an exporting tracer is installed. */
+const waitFor = <C, E>(pool: PoolImpl<C, E>, waiter: Waiter<C>): Effect.Effect<Item<C>, E | PoolError> => {
+  const wait = Effect.async<Item<C>, E | PoolError>((resume) => {
+    if (waiter.early !== undefined) return resume(waiter.early)
+    waiter.resume = resume
+  })
+  return pool.traceWaits ? Effect.withSpan(wait, "db.client.connection.wait", pool.waitSpan) : wait
+}
+
+const park = <C, E>(
+  pool: PoolImpl<C, E>,
+  restore: Restore,
+  attempt: number,
+  arrivedAt: number,
+  deadline: number,
+  timeoutMillis: number
+): Effect.Effect<Item<C>, E | PoolError> => {
+  const waiter = enqueueWaiter(pool, attempt, arrivedAt, deadline, timeoutMillis)
+  if (!(waiter instanceof Waiter)) return Effect.fail(waiter)
+  // The waiter is queued while uninterruptible and the clean-up is installed outside `restore`, so an interruption
+  // can only land once the clean-up is in place; it then decides, in one place, whether to leave the queue or to
+  // give back a connection that was handed over at the same moment.
+  const waited = Effect.catchAllCause(
+    restore(waitFor(pool, waiter)),
+    (cause) => Effect.zipRight(cancel(pool, waiter), Effect.failCause(cause))
+  )
+  return pool.slowCheckout ?
+    Effect.flatMap(waited, (item) => validate(pool, item, restore, attempt, arrivedAt, deadline, timeoutMillis)) :
+    waited
+}
+
+/**
+ * `Pool.use` when it has to wait and no checkout check applies: the wait and the borrower's function share one
+ * interruptible region and one clean-up, told apart by the waiter's state: still queued or failed (leave the
+ * queue), handed a connection the function never started on (give it back untouched), or running (return it).
+ *
+ * @internal
+ */
+export const useParked = <C, E, A, E2, R>(
+  pool: PoolImpl<C, E>,
+  restore: Restore,
+  f: (connection: C) => Effect.Effect<A, E2, R>,
+  timeoutMillis: number
+): Effect.Effect<A, E | E2 | PoolError, R> => {
+  const refused = admit(pool)
+  if (refused !== undefined) return Effect.fail(refused)
+  const now = pool.now()
+  const waiter = enqueueWaiter(pool, 0, now, deadlineOf(now, timeoutMillis), timeoutMillis)
+  if (!(waiter instanceof Waiter)) return Effect.fail(waiter)
+  let token = 0
+  return Effect.matchCauseEffect(
+    restore(Effect.flatMap(waitFor(pool, waiter), (item) => {
+      waiter.state = RUNNING
+      token = item.token
+      return call(f, item.connection)
+    })),
+    {
+      onSuccess: (a) => {
+        const item = waiter.item!
+        waiter.item = undefined
+        return returnAfterSuccess(pool, item, token, a)
+      },
+      onFailure: (cause) => {
+        if (waiter.state !== RUNNING) return Effect.zipRight(cancel(pool, waiter), Effect.failCause(cause))
+        const item = waiter.item!
+        waiter.item = undefined
+        return returnAfterFailure(pool, item, token, cause)
+      }
+    }
+  )
+}
+
+/**
+ * Runs when a waiting checkout is interrupted: leave the queue, or give back what was handed over meanwhile.
+ *
+ * @internal
+ */
+export const cancel = <C, E>(pool: PoolImpl<C, E>, waiter: Waiter<C>): Effect.Effect<void> => {
+  if (waiter.state === WAITING) {
+    waiter.state = DONE
+    unlink(pool, waiter)
+    pool.gauges()
+    return Effect.void
+  }
+  if (waiter.state === GRANTED && waiter.item !== undefined) {
+    const item = waiter.item
+    waiter.item = undefined
+    waiter.state = DONE
+    return giveBack(pool, item)
+  }
+  return Effect.void
+}
+
+/** Undoes a lending nobody used (a cancelled hand-off): the connection goes back as it came. */
+const giveBack = <C, E>(pool: PoolImpl<C, E>, item: Item<C>): Effect.Effect<void> => {
+  pool.checkouts--
+  item.record.uses--
+  item.borrowed = false
+  item.holder = undefined
+  return offer(pool, item)
+}
+
+/** What `Effect.timeoutFail` fails with when a validation outlives its checkout's deadline. */
+class ValidationTimeout {
+  readonly _tag = "ValidationTimeout"
+}
+
+/**
+ * Runs checkout policies and listeners, interruptibly and within the checkout's deadline. A rejection closes the
+ * connection and retries (with the same deadline), a bounded number of times; a validation interrupted or cut off
+ * by the deadline closes the connection it was checking, since its state is unknown.
+ *
+ * @internal
+ */
+export const validate = <C, E>(
+  pool: PoolImpl<C, E>,
+  item: Item<C>,
+  restore: Restore,
+  attempt: number,
+  arrivedAt: number,
+  deadline: number,
+  timeoutMillis: number
+): Effect.Effect<Item<C>, E | PoolError> => {
+  const now = pool.now()
+  let checks: Effect.Effect<void, unknown> | undefined = pool.checkoutHooks.length === 0 ?
+    undefined :
+    chainHooks(pool.checkoutHooks, checkoutHook, new HookContextImpl(item, pool.driver, now, pool))
+  if (pool.feed.listening) {
+    const event: PoolEvent.Checkout<C> = {
+      _tag: "Checkout",
+      pool: pool.name,
+      record: item.record,
+      connection: item.connection
+    }
+    if (checks === undefined && pool.feed.checkoutListeners === 0) {
+      // only subscribers hear it: delivered now, nothing to wait for
+      pool.feed.offer(event)
+    } else {
+      const heard = pool.feed.checkout(event)
+      checks = checks === undefined ? heard : Effect.zipRight(checks, heard)
+    }
+  }
+  const logged = pool.echo === "debug" ? Effect.as(pool.log("debug", "checkout", item), item) : Effect.succeed(item)
+  // every hook passed at once (a cheap check such as `recycle` or `maxUses` answers `Effect.void`), nobody to tell
+  if (checks === undefined) return logged
+  const bounded = deadline === Infinity ? checks : Effect.timeoutFail(checks, {
+    duration: Math.max(0, deadline - now),
+    onTimeout: () => new ValidationTimeout()
+  })
+  return Effect.matchCauseEffect(restore(bounded), {
+    onSuccess: () => logged,
+    onFailure: (cause) => {
+      pool.checkouts--
+      const failure = Cause.failureOption(cause)
+      if (Option.isNone(failure) && Cause.isInterrupted(cause)) {
+        return Effect.zipRight(closeItem(pool, item, "rejected"), Effect.failCause(cause as Cause.Cause<never>))
+      }
+      if (Option.isSome(failure) && failure.value instanceof ValidationTimeout) {
+        pool.timeouts++
+        pool.metrics.timedOut()
+        return Effect.zipRight(
+          closeItem(pool, item, "rejected"),
+          Effect.fail(timeoutError(pool, timeoutMillis, "validate"))
+        )
+      }
+      const rejection = Option.isSome(failure) ? failure.value : Cause.squash(cause)
+      return Effect.zipRight(
+        closeRejected(pool, item, cause),
+        attempt + 1 >= pool.maxCheckoutAttempts ?
+          Effect.fail(new PoolCheckoutRejectedError({ pool: pool.name, attempts: attempt + 1, cause: rejection })) :
+          Effect.suspend(() => acquireSlow(pool, restore, attempt + 1, arrivedAt, deadline, timeoutMillis))
+      )
+    }
+  })
+}

@@ -1,0 +1,311 @@
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Scope from "effect/Scope"
+import type { ConnectionRecord } from "../ConnectionRecord.js"
+import type * as Policy from "../Policy.js"
+import { type ConnectionRejected, PoolClosedError } from "../PoolError.js"
+import type * as PoolEvent from "../PoolEvent.js"
+import { closeReasons } from "../PoolEvent.js"
+import { offer } from "./checkin.js"
+import { pump } from "./connector.js"
+import type { PoolImpl } from "./core.js"
+import { call, HookContextImpl } from "./hooks.js"
+import {
+  CLOSED,
+  CLOSING,
+  CONNECTING,
+  DETACHED,
+  IDLE,
+  isGone,
+  type Item,
+  LENT,
+  MAINTAINED,
+  moveTo,
+  RETURNING
+} from "./item.js"
+import { reject, stopReaper } from "./queue.js"
+
+/**
+ * A connection's life after lending: closing (exactly once), invalidation, generations, detach, dispose, upkeep
+ * passes over idle connections, holders, and the pool's shutdown.
+ */
+
+const asCloseReason = (reason: string): PoolEvent.CloseReason =>
+  (closeReasons as ReadonlyArray<string>).includes(reason) ? reason as PoolEvent.CloseReason : "rejected"
+
+/**
+ * Closes a connection exactly once; its slot is freed when the close completes.
+ *
+ * @internal
+ */
+export const closeItem = <C, E>(
+  pool: PoolImpl<C, E>,
+  item: Item<C>,
+  reason: PoolEvent.CloseReason
+): Effect.Effect<void> => {
+  if (isGone(item.state)) return Effect.void
+  if (item.state === IDLE) pool.idle.remove(item)
+  moveTo(pool.counts, item, CLOSING)
+  pool.items.delete(item)
+  item.holder = undefined
+  pool.gauges()
+  return Effect.uninterruptible(
+    Effect.zipRight(
+      Effect.catchAllCause(
+        item.scope === undefined ? Effect.void : Scope.close(item.scope, Exit.void),
+        (cause) => Effect.logWarning("closing a connection failed", cause)
+      ),
+      Effect.suspend(() => {
+        moveTo(pool.counts, item, CLOSED)
+        pool.closedCount++
+        pool.closedBy[reason] = (pool.closedBy[reason] ?? 0) + 1
+        pool.metrics.closed(reason)
+        pool.gauges()
+        pump(pool)
+        pool.checkDrained()
+        return Effect.zipRight(
+          pool.log("info", `close (${reason})`, item),
+          pool.feed.emit({ _tag: "Close", pool: pool.name, record: item.record, connection: item.connection, reason })
+        )
+      })
+    )
+  )
+}
+
+/**
+ * Closes a connection a policy or listener refused, with the rejection's reason when it names a close reason; a
+ * rejection that asks for it starts a new generation first.
+ *
+ * @internal
+ */
+export const closeRejected = <C, E>(
+  pool: PoolImpl<C, E>,
+  item: Item<C>,
+  cause: Cause.Cause<ConnectionRejected | unknown>
+): Effect.Effect<void> => {
+  const rejection = Cause.failureOption(cause)
+  const value = rejection._tag === "Some" ? rejection.value as Partial<ConnectionRejected> : undefined
+  if (value?.invalidateAll === true) bumpGeneration(pool)
+  return closeItem(pool, item, typeof value?.reason === "string" ? asCloseReason(value.reason) : "rejected")
+}
+
+/**
+ * Invalidation from outside any Effect (the driver's error event). While connecting, it only marks the connection:
+ * it is closed once its connect completes, and counted once.
+ *
+ * @internal
+ */
+export const unsafeInvalidate = <C, E>(pool: PoolImpl<C, E>, item: Item<C>, cause: unknown, soft: boolean): void => {
+  if (isGone(item.state) || item.invalidated) return
+  if (item.state === CONNECTING) {
+    item.invalidated = true
+    item.invalidateCause = cause
+    return
+  }
+  pool.fork(invalidateItem(pool, item, cause, soft))
+}
+
+/**
+ * Hard: the connection is closed now whether idle or lent (a lent one's return then only checks in); a connection
+ * busy with upkeep or a reset is closed when that ends. Soft: never lent again, closed when returned (or now, if
+ * idle).
+ *
+ * @internal
+ */
+export const invalidateItem = <C, E>(
+  pool: PoolImpl<C, E>,
+  item: Item<C>,
+  cause: unknown,
+  soft: boolean
+): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    if (isGone(item.state)) return Effect.void
+    if (item.state === CONNECTING) {
+      if (soft) item.soft = true
+      else item.invalidated = true
+      item.invalidateCause = cause
+      return Effect.void
+    }
+    const event: PoolEvent.PoolEvent<C> = soft ?
+      { _tag: "SoftInvalidate", pool: pool.name, record: item.record, connection: item.connection, cause } :
+      { _tag: "Invalidate", pool: pool.name, record: item.record, connection: item.connection, cause }
+    const announce = Effect.zipRight(
+      pool.log("info", soft ? "soft invalidate" : "invalidate", item),
+      pool.feed.emit(event)
+    )
+    if (soft) {
+      item.soft = true
+      return item.state === IDLE ? Effect.zipRight(announce, closeItem(pool, item, "invalidated")) : announce
+    }
+    item.invalidated = true
+    item.invalidateCause = cause
+    return item.state === IDLE || item.state === LENT ?
+      Effect.zipRight(announce, closeItem(pool, item, "invalidated")) :
+      announce
+  })
+
+/** @internal */
+export const bumpGeneration = <C, E>(pool: PoolImpl<C, E>): void => {
+  pool.generation++
+  for (const item of pool.idle.toArray()) pool.fork(closeItem(pool, item, "stale"))
+  pool.gauges()
+}
+
+/** @internal */
+export const dispose = <C, E>(pool: PoolImpl<C, E>): Effect.Effect<void> =>
+  Effect.suspend(() =>
+    Effect.forEach(pool.idle.toArray(), (item) => closeItem(pool, item, "disposed"), { discard: true })
+  )
+
+/** @internal */
+export const detach = <C, E>(pool: PoolImpl<C, E>, item: Item<C>): Effect.Effect<void, never, Scope.Scope> =>
+  Effect.uninterruptible(Effect.flatMap(Effect.scope, (scope) =>
+    Effect.suspend(() => {
+      moveTo(pool.counts, item, DETACHED)
+      pool.detached++
+      item.borrowed = false
+      item.holder = undefined
+      pool.items.delete(item)
+      pool.gauges()
+      pump(pool)
+      pool.checkDrained()
+      const closeDetached = Effect.zipRight(
+        Effect.catchAllCause(
+          item.scope === undefined ? Effect.void : Scope.close(item.scope, Exit.void),
+          (cause) => Effect.logWarning("closing a detached connection failed", cause)
+        ),
+        pool.feed.emit({ _tag: "CloseDetached", pool: pool.name, record: item.record, connection: item.connection })
+      )
+      return Effect.zipRight(
+        Scope.addFinalizer(scope, closeDetached),
+        pool.feed.emit({ _tag: "Detach", pool: pool.name, record: item.record, connection: item.connection })
+      )
+    })))
+
+/**
+ * Takes each connection idle right now out of the pool in turn (`maintained`: no borrower can get it, and it does
+ * not count as checked out), runs `f` on it interruptibly, and puts it back. A rejection closes it with the
+ * rejection's reason; a pass cut short (interrupted: the pool is closing) closes the connection it held.
+ *
+ * @internal
+ */
+export const forEachIdle = <C, E>(
+  pool: PoolImpl<C, E>,
+  f: (context: Policy.HookContext<C, E>) => Effect.Effect<void, ConnectionRejected>
+): Effect.Effect<void> =>
+  Effect.suspend(() =>
+    Effect.forEach(pool.idle.toArray(), (item) =>
+      Effect.uninterruptibleMask((restore) => {
+        if (item.state !== IDLE || pool.closed) return Effect.void
+        pool.idle.remove(item)
+        moveTo(pool.counts, item, MAINTAINED)
+        pool.gauges()
+        const context = new HookContextImpl(item, pool.driver, pool.now(), pool)
+        return Effect.matchCauseEffect(restore(call(f, context)), {
+          onSuccess: () => offer(pool, item),
+          onFailure: (cause) =>
+            Cause.isInterruptedOnly(cause) ?
+              Effect.zipRight(
+                closeItem(pool, item, pool.closed ? "shutdown" : "rejected"),
+                Effect.failCause(cause as Cause.Cause<never>)
+              ) :
+              closeRejected(pool, item, cause)
+        })
+      }), { discard: true })
+  )
+
+/** @internal */
+export const holders = <C, E>(pool: PoolImpl<C, E>): ReadonlyArray<Policy.Holder> => {
+  const out: Array<Policy.Holder> = []
+  for (const item of pool.items) {
+    if (item.state === LENT || item.state === RETURNING) {
+      out.push({ record: item.record, fiber: item.holder, since: item.record.lastUsedAt, trace: item.trace })
+    }
+  }
+  return out
+}
+
+/** @internal */
+export const itemOfRecord = <C, E>(pool: PoolImpl<C, E>, record: ConnectionRecord): Item<C> | undefined => {
+  for (const item of pool.items) if (item.record === record) return item
+  return undefined
+}
+
+/**
+ * Takes a lent connection back: interrupts its holder and closes the connection.
+ *
+ * @internal
+ */
+export const reclaim = <C, E>(pool: PoolImpl<C, E>, record: ConnectionRecord): Effect.Effect<boolean> =>
+  Effect.suspend(() => {
+    const item = itemOfRecord(pool, record)
+    if (item === undefined || item.state !== LENT) return Effect.succeed(false)
+    const holder = item.holder
+    const close = Effect.as(closeItem(pool, item, "reclaimed"), true)
+    return holder === undefined ? close : Effect.zipRight(Fiber.interruptFork(holder), close)
+  })
+
+/**
+ * Graceful, then forceful, and bounded by `shutdownTimeout` whatever a policy or a borrower is doing: new
+ * checkouts fail, waiters fail at once, background fibers (connects in flight, upkeep passes, preparations) are
+ * interrupted, idle connections close, lent ones close when returned; at the deadline whatever is still open is
+ * closed and nothing more is awaited than a grace of `min(shutdownTimeout, 1 second)` for those closes.
+ *
+ * @internal
+ */
+export const shutdown = <C, E>(pool: PoolImpl<C, E>): Effect.Effect<void> =>
+  Effect.uninterruptible(Effect.suspend(() => {
+    if (pool.closed) return Effect.void
+    pool.closed = true
+    const deadline = pool.now() + pool.shutdownMillis
+    const remaining = () => Math.max(0, deadline - pool.now())
+    const grace = Math.min(pool.shutdownMillis, 1000)
+    const closedError = Effect.fail(new PoolClosedError({ pool: pool.name }))
+    while (pool.queue.head !== undefined) reject(pool, pool.queue.head, closedError)
+    pool.gauges()
+    const drained = Effect.async<void>((resume) => {
+      if (pool.counts.inUse === 0) return resume(Effect.void)
+      pool.drainedWake = resume
+      return Effect.sync(() => {
+        pool.drainedWake = undefined
+      })
+    })
+    const bounded = (effect: Effect.Effect<void>, millis: () => number) =>
+      Effect.suspend(() => Effect.asVoid(Effect.timeoutOption(Effect.interruptible(effect), millis())))
+    const interruptFibers = Effect.suspend(() => {
+      const fibers = Array.from(pool.fibers)
+      return fibers.length === 0 ? Effect.void : Fiber.interruptAll(fibers)
+    })
+    return Effect.all([
+      stopReaper(pool),
+      bounded(interruptFibers, remaining),
+      Effect.suspend(() =>
+        Effect.forEach(pool.idle.toArray(), (item) => closeItem(pool, item, "shutdown"), { discard: true })
+      ),
+      // the drain wait is the one part that waits for borrowers, so the deadline ends it
+      bounded(drained, remaining),
+      Effect.suspend(() => {
+        const stuck = Array.from(pool.items).filter((item) => item.state !== CLOSED && item.state !== CLOSING)
+        return bounded(
+          Effect.zipRight(
+            Effect.forEach(stuck, (item) => closeItem(pool, item, "shutdown"), {
+              discard: true,
+              concurrency: "unbounded"
+            }),
+            interruptFibers
+          ),
+          () => Math.max(remaining(), grace)
+        )
+      }),
+      pool.log("info", "pool closed"),
+      Effect.suspend(() =>
+        Effect.forEach(
+          pool.feed.registrations,
+          (registration) => registration.queue === undefined ? Effect.void : registration.queue.shutdown,
+          { discard: true }
+        )
+      )
+    ], { discard: true })
+  }))
