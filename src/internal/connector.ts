@@ -25,21 +25,24 @@ import type { ConnectTask, Waiter } from "./waiters.js"
 
 /** Starts connects for waiters that have none while there is room, then tops up to `min`. */
 export const pump = <C, E>(pool: PoolImpl<C, E>): void => {
-  if (pool.closed || pool.backingOff) return
   const counts = pool.counts
-  const probing = pool.consecutiveFailures > 0
+  // each connect may fail at once, in this very step (a fork runs until it first yields): read the state anew
   while (pool.queue.length > pool.assigned && counts.live < pool.max) {
-    if (probing && counts.connecting > 0) return
+    if (held(pool)) return
     let waiter = pool.queue.head
     while (waiter !== undefined && waiter.task !== undefined) waiter = waiter.next
     if (waiter === undefined) break
     startConnect(pool, waiter)
   }
   while (counts.live < pool.min) {
-    if (probing && counts.connecting > 0) return
+    if (held(pool)) return
     startConnect(pool, undefined)
   }
 }
+
+/** No connect may start: the pool is closed, a backoff delay runs, or a probe is in flight after a failure. */
+const held = <C, E>(pool: PoolImpl<C, E>): boolean =>
+  pool.closed || pool.backingOff || (pool.consecutiveFailures > 0 && pool.counts.connecting > 0)
 
 /** Gives a connect whose waiter left to the oldest waiter that has none, so its failure still reaches someone. */
 export const adopt = <C, E>(pool: PoolImpl<C, E>, task: ConnectTask<C>): void => {
