@@ -15,10 +15,8 @@ const malformedDuration = "a duration (milliseconds, a Duration, or a string suc
  * `[seconds, nanos]` tuple, a string such as `"30 seconds"`) or in JSON (milliseconds, or such a string, or
  * `"Infinity"`). `Left` is what was expected: a negative or NaN input is refused, never clamped to 0 as
  * `Duration.decode` would.
- *
- * @internal
  */
-export const readDuration = (input: unknown): Either.Either<Duration.Duration, string> => {
+const readDuration = (input: unknown): Either.Either<Duration.Duration, string> => {
   if (typeof input === "number") {
     if (Number.isNaN(input)) return Either.left(malformedDuration)
     return input < 0 ? Either.left(negativeDuration) : Either.right(Duration.millis(input))
