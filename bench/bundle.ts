@@ -6,14 +6,48 @@
  * `npx tsx bench/bundle.ts bench/pg.ts [args]` bundles an entry once into `bench/results/.build/` and runs it with
  * `args`, passing the repository root in `BENCH_ROOT` (a bundle no longer sits next to its sources).
  */
+import type { Plugin } from "esbuild"
 import { spawn } from "node:child_process"
 import * as path from "node:path"
 import { pathToFileURL } from "node:url"
 import { root } from "./paths.js"
 
-/** Bundles `entry` (with `src/`, Effect and everything else it imports; `pg` stays external) to `outfile`. */
-export const bundle = async (entry: string, outfile: string, format: "cjs" | "esm"): Promise<void> => {
+/**
+ * Bundles `entry` (with `src/`, Effect and everything else it imports; `pg` stays external) to `outfile`.
+ *
+ * With `baselineSrc` (the `src/` directory of another checkout), the module `./baseline.js` imported by
+ * `bench/worker.ts` (`bench/baseline.ts`, this checkout's `src/` otherwise) is replaced by that directory's `Pool.ts`
+ * and `Policy.ts`, bundled the same way as ours, in the same bundle. Their imports of `effect` resolve through that
+ * checkout's `node_modules` (symlink it to this one's): esbuild follows the symlink to the real path, so both
+ * libraries share one copy of Effect, as two versions of a library in one program would.
+ */
+export const bundle = async (
+  entry: string,
+  outfile: string,
+  format: "cjs" | "esm",
+  baselineSrc?: string
+): Promise<void> => {
   const esbuild = await import("esbuild")
+  const baseline: Array<Plugin> = baselineSrc === undefined ? [] : [{
+    name: "bench-baseline",
+    setup(build) {
+      build.onResolve(
+        { filter: /^\.\/baseline\.js$/ },
+        (args) =>
+          path.basename(args.importer) === "worker.ts"
+            ? { path: path.join(baselineSrc, "baseline.ts"), namespace: "bench-baseline" }
+            : undefined
+      )
+      build.onLoad({ filter: /.*/, namespace: "bench-baseline" }, () => ({
+        contents: [
+          `export * as Policy from ${JSON.stringify(path.join(baselineSrc, "Policy.ts"))}`,
+          `export * as Pool from ${JSON.stringify(path.join(baselineSrc, "Pool.ts"))}`
+        ].join("\n"),
+        resolveDir: baselineSrc,
+        loader: "ts"
+      }))
+    }
+  }]
   await esbuild.build({
     entryPoints: [entry],
     bundle: true,
@@ -22,6 +56,7 @@ export const bundle = async (entry: string, outfile: string, format: "cjs" | "es
     target: "node20",
     outfile,
     external: ["pg", "pg-native"],
+    plugins: baseline,
     // CommonJS dependencies bundled into an ES module still call `require` for Node's built-ins
     banner: format === "esm"
       ? {

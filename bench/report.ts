@@ -46,7 +46,13 @@ const colors = [
   "#0f766e",
   "#e36209",
   "#f9c513",
-  "#a40e26"
+  "#a40e26",
+  "#0550ae",
+  "#4ac26b",
+  "#cf222e",
+  "#6e7781",
+  "#953800",
+  "#dbab09"
 ]
 
 const escape = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
@@ -137,9 +143,10 @@ export const docs = (runMarkdown: string, meta: {
 }, pgSection?: string): string =>
   `# Benchmarks
 
-Run them with \`npm run bench\` (add \`-- --quick\` for a run under a minute, without 10000/100, \`-- --json\` for one JSON object on stdout,
-\`-- --docs\` to regenerate this page) and \`npm run bench:pg\` for the PostgreSQL comparison. Raw results of every run
-go to \`bench/results/\` (git-ignored) as JSON, markdown and SVG.
+Run them with \`npm run bench\` (add \`-- --quick\` for a quick run without 10000/100, \`-- --json\` for one JSON object
+on stdout, \`-- --docs\` to regenerate this page, \`-- --baseline DIR\` to run another checkout's \`src/\` beside this one,
+\`-- --pools a,b\`, \`-- --scenarios 100/10,1000/10\` and \`-- --holds none\` to run fewer) and \`npm run bench:pg\` for the
+PostgreSQL comparison. Raw results of every run go to \`bench/results/\` (git-ignored) as JSON, markdown and SVG.
 
 ![ops/s per scenario, one bar per pool](../bench/benchmarks.svg)
 
@@ -156,29 +163,45 @@ ${Object.entries(meta.versions).map(([k, v]) => `${k} ${v}`).join(", ")}; effect
   size: M, maxOverflow: 0, min: M, timeout: Infinity })\`; Effect's \`Pool.make({ size: M })\` and
   \`Pool.makeWithTTL({ min: M, max: M, timeToLive: "1 minute" })\`; generic-pool \`{ min: M, max: M }\`; tarn
   \`{ min: M, max: M }\` (its default 30 s acquire timeout stays on); pg-pool \`{ min: M, max: M }\` with a fake
-  \`Client\` (connect / end / query / on / once / removeListener do nothing).
+  \`Client\` (connect / end / query / on / once / removeListener do nothing). The \`effect+\` subjects use the same
+  three pools, configured the same way.
 - **Safe defaults stay on** for effect-reservoir: the fair FIFO waiter queue (no barging), interruption-safe checkout,
   metrics (gauges and histograms are updated on every checkout and return), no policies, nobody listening.
   \`effect-reservoir/use+policies\` is the same \`Pool.use\` with the policies a database pool runs with:
   \`[Policy.recycle("30 minutes"), Policy.maxUses(1e9), Policy.resetOnReturn("rollback")]\` (on a no-op resource the
   reset has nothing to reset, as after autocommit work on PostgreSQL or SQLite), to show what running them costs.
 - **Borrowers**: N loops of \`request → checkout → hold → return\`. Effect pools and the Effect floors run as **one**
-  \`Effect.runPromise\` of \`Effect.forEach(N loops, { concurrency: "unbounded" })\` (N fibers on the default
-  runtime and scheduler); promise pools and \`floor/await\` run N \`async\` loops under one \`Promise.all\`. Each is
-  what a user of that library would write. A **start gate** holds every borrower until all N are running, and the
-  warm-up starts when it opens: without it, a borrower that never parks (hold \`none\` with a free resource) runs on
-  alone and Effect never gets back to the \`forEach\` that starts the others (one fiber of ten was running after 3 s).
-  With all N running, fibers of a barging pool (Effect's Pool, its Semaphore) still run many cycles per turn, each
-  finding a resource free; a fair pool forms a queue (a convoy) and every cycle parks: that is the price of FIFO.
-  Whether a convoy forms under hold \`none\` is a matter of phase: it starts when the fibers holding all M
-  resources were each stopped by Effect's 2048-operation budget in the middle of a cycle, and where the budget ends
-  inside a cycle depends on how many operations a cycle takes. Measured on \`floor/handoff-masked\` at 1000/10,
-  padding its cycle with 0–5 extra \`Effect.void\` steps gave no convoy at 0, 1, 3 and 4 (p50 wait under 2 µs,
-  320k–520k ops/s) and a convoy at 2 and 5 (p50 wait 5.7–7.3 ms, 146k–164k ops/s). So at 1000/10 and 10000/100
-  under hold \`none\`, compare a pool with the floor that convoys the same way (\`p50 wait\` tells which).
+  \`Effect.runPromise\` of \`Effect.forEach(N loops, { concurrency: "unbounded" })\` (N fibers on the default runtime and
+  scheduler), and so do the promise pools called from Effect (\`effect+…\`); promise pools and \`floor/await\` run N
+  \`async\` loops under one \`Promise.all\`. Each is what a user of that library would write. A **start gate** holds every
+  borrower until all N are running, and the warm-up starts when it opens: without it, a borrower that never parks
+  (hold \`none\` with a free resource) runs on alone and Effect never gets back to the \`forEach\` that starts the others
+  (one fiber of ten was running after 3 s). With all N running, fibers of a barging pool (Effect's Pool, its
+  Semaphore) still run many cycles per turn, each finding a resource free; a fair pool forms a queue (a convoy) and
+  every cycle parks: that is the price of FIFO. Whether a convoy forms under hold \`none\` is a matter of phase: it
+  starts when the fibers holding all M resources were each stopped by Effect's 2048-operation budget in the middle of
+  a cycle, and where the budget ends inside a cycle depends on how many operations a cycle takes. Measured on
+  \`floor/handoff-masked\` at 1000/10, padding its cycle with 0–5 extra \`Effect.void\` steps gave no convoy at 0, 1, 3
+  and 4 (p50 wait under 2 µs, 320k–520k ops/s) and a convoy at 2 and 5 (p50 wait 5.7–7.3 ms, 146k–164k ops/s). So at
+  1000/10 and 10000/100 under hold \`none\`, compare a pool with the floor that convoys the same way (\`p50 wait\` tells
+  which).
 - **Checkout forms**: \`effect-reservoir/use\` is \`Pool.use(pool, f)\`; \`effect-reservoir/get\` is
   \`Effect.scoped(Effect.flatMap(Pool.get(pool), f))\`; Effect's Pool is \`Effect.scoped(Effect.flatMap(Pool.get(pool),
-  f))\`; promise pools \`await acquire()\` then \`release()\`.
+  f))\`; promise pools \`await acquire()\` then \`release()\`. \`effect+generic-pool\`, \`effect+tarn\` and \`effect+pg-pool\`
+  are those pools called from fibers, as an Effect program would call them, and what an Effect user would pick
+  instead of this pool: \`Effect.acquireUseRelease(Effect.promise(() => pool.acquire()), f, (r) => Effect.sync(() =>
+  pool.release(r)))\` with each library's own API (generic-pool \`acquire()\` / \`release(r)\`, tarn
+  \`acquire().promise\` / \`release(r)\`, pg-pool \`connect()\` / \`client.release()\`). Each release takes effect at
+  once (generic-pool's returns a promise already settled, which neither of its forms awaits), so \`Effect.sync\` is
+  the least a caller adds. The promise-caller subjects (\`generic-pool\`, \`tarn\`, \`pg-pool\`) stay as the reference:
+  each library without Effect around it.
+- **Before and after** (\`--baseline DIR\`): \`DIR\` is the \`src/\` of another checkout (or the checkout around it),
+  e.g. \`git worktree add /work/before <commit>\` with this checkout's \`node_modules\` symlinked into it. Its \`Pool.ts\`
+  and \`Policy.ts\` are bundled into the same worker as ours, sharing one copy of Effect (\`bench/baseline.ts\`,
+  \`bench/bundle.ts\`), and run as \`baseline/use\`, \`baseline/get\` and \`baseline/use+policies\`, each right after its
+  counterpart in every round. The report adds new ÷ baseline per scenario: the median of the per-round ratios of
+  ops/s, with their range, and the heap per parked waiter of both. Named in \`--pools\` without \`--baseline\`, the
+  \`baseline/\` subjects run this checkout's own code: an A/A run that shows how far the same code moves.
 - **Hold**: \`none\` returns at once; \`tick\` holds the resource across one event-loop turn through the macrotask
   queue, the same way for everyone: \`Effect.async\` resumed by \`setImmediate\`, or a Promise resolved by
   \`setImmediate\`.
@@ -202,12 +225,12 @@ ${Object.entries(meta.versions).map(([k, v]) => `${k} ${v}`).join(", ")}; effect
   samples). Max is exact and also counts the oldest request still waiting when the window closes: a borrower a
   pool starves for the whole window is never granted, and would otherwise be missing from it.
 - **FIFO inversions**: each request takes a global sequence number, and its start time for the wait, at the moment it
-  enters the pool: in the same synchronous step that hands the checkout to the pool (inside an \`Effect.suspend\`
-  whose result is \`Pool.use\` / \`Pool.get\`, after \`Effect.scoped\` has opened its scope; for promise pools the
-  line before \`acquire()\`). The definition is the same for every pool; taking the number earlier (before
-  \`Effect.scoped\`) let fiber preemption between numbering and reaching the pool reorder arrivals that the pool never
-  saw in that order. A grant is an inversion when an earlier request is still waiting at that moment (the grant
-  overtook it). Reported is the most seen in any round.
+  enters the pool: in the same synchronous step that hands the checkout to the pool (inside an \`Effect.suspend\` whose
+  result is \`Pool.use\` / \`Pool.get\`, after \`Effect.scoped\` has opened its scope; for promise pools the line before
+  \`acquire()\`, inside the \`Effect.promise\` thunk for the \`effect+\` subjects). The definition is the same for every
+  pool; taking the number earlier (before \`Effect.scoped\`) let fiber preemption between numbering and reaching the
+  pool reorder arrivals that the pool never saw in that order. A grant is an inversion when an earlier request is
+  still waiting at that moment (the grant overtook it). Reported is the most seen in any round.
 - **Heap per parked waiter**: a pool of one, held by one borrower; after \`global.gc()\` (\`--expose-gc\`),
   \`heapUsed\` before and after parking W waiters (10k and 100k), divided by W. A waiter is the whole borrower: the
   fiber of \`Effect.runFork(checkout)\`, or the \`async\` function and its promise. \`floor/fiber\` is a bare fiber

@@ -12,6 +12,7 @@ import PgPool from "pg-pool"
 import * as tarn from "tarn"
 import * as RPolicy from "../src/Policy.js"
 import * as RPool from "../src/Pool.js"
+import * as Baseline from "./baseline.js"
 import { Handoff } from "./handoff.js"
 
 /** A checkout-and-return cycle job, or a heap-per-parked-waiter job. */
@@ -102,44 +103,129 @@ const warmPromise = async (acquire: () => Promise<unknown>, release: (r: unknown
   for (const r of resources) release(r)
 }
 
+/** The library's `Pool` and `Policy` modules: this checkout's `src/`, or the baseline's (`bench/baseline.ts`). */
+interface Library {
+  readonly Pool: typeof RPool
+  readonly Policy: typeof RPolicy
+}
+
+/**
+ * An effect-reservoir subject over `library`; the form is the name's last part: `use` (`Pool.use`), `get`
+ * (`Pool.get` in `Effect.scoped`) or `use+policies` (`Pool.use` with the policies a database pool runs with).
+ */
+const reservoir = async ({ Policy, Pool }: Library, name: string, m: number): Promise<Subject> => {
+  const form = name.slice(name.indexOf("/") + 1)
+  const { close, value: pool } = await inScope(Pool.make({
+    acquire: Effect.acquireRelease(Effect.succeed({}), () => Effect.void),
+    size: m,
+    maxOverflow: 0,
+    min: m,
+    timeout: Infinity, // the string "Infinity" is refused by src/internal/config.ts (see report)
+    name: `bench-${name}`,
+    // what a database pool runs with (on a no-op resource the reset has nothing to reset, as after autocommit work)
+    policies: form === "use+policies" ?
+      [Policy.recycle("30 minutes"), Policy.maxUses(1_000_000_000), Policy.resetOnReturn("rollback")] :
+      []
+  }))
+  for (let i = 0; i < 1000; i++) {
+    const stats = await Effect.runPromise(Pool.stats(pool))
+    if (stats.open === m) break
+    await new Promise((r) => setTimeout(r, 1))
+  }
+  const cycle: Cycle = form !== "get" ?
+    (enter, f) =>
+      Effect.suspend(() => {
+        enter()
+        return Pool.use(pool, f)
+      }) :
+    (enter, f) =>
+      Effect.scoped(Effect.flatMap(
+        Effect.suspend(() => {
+          enter()
+          return Pool.get(pool)
+        }),
+        f
+      ))
+  return { kind: "effect", cycle, close }
+}
+
+/**
+ * A promise pool called from fibers, as an Effect program calls one: `Effect.acquireUseRelease` of
+ * `Effect.promise(acquire)`, the work, and `Effect.sync(release)` (every release here takes effect at once:
+ * generic-pool's returns a promise already settled, which its promise-caller subject does not await either).
+ * The request enters the pool in the `Effect.promise` thunk, on the line before `acquire()`.
+ */
+const fromFibers = (
+  acquire: () => Promise<unknown>,
+  release: (resource: unknown) => void,
+  close: () => Promise<void>
+): Subject => ({
+  kind: "effect",
+  cycle: (enter, f) =>
+    Effect.acquireUseRelease(
+      Effect.promise(() => {
+        enter()
+        return acquire()
+      }),
+      f,
+      (resource) =>
+        Effect.sync(() => {
+          release(resource)
+        })
+    ),
+  close
+})
+
+/** The promise pools, each warmed to M open resources: their own acquire / release API and how to close them. */
+const promisePool = async (name: string, m: number): Promise<{
+  readonly acquire: () => Promise<unknown>
+  readonly release: (resource: unknown) => void
+  readonly close: () => Promise<void>
+}> => {
+  switch (name) {
+    case "generic-pool": {
+      const pool = genericPool.createPool({ create: () => Promise.resolve({}), destroy: () => Promise.resolve() }, {
+        max: m,
+        min: m
+      })
+      await pool.ready()
+      const acquire = () => pool.acquire()
+      const release = (r: unknown) => {
+        void pool.release(r as object)
+      }
+      await warmPromise(acquire, release, m)
+      return { acquire, release, close: () => pool.drain().then(() => pool.clear()) }
+    }
+    case "tarn": {
+      const pool = new tarn.Pool<object>({ create: () => Promise.resolve({}), destroy: () => {}, min: m, max: m })
+      const acquire = () => pool.acquire().promise
+      const release = (r: unknown) => {
+        pool.release(r as object)
+      }
+      await warmPromise(acquire, release, m)
+      return { acquire, release, close: () => pool.destroy().then(() => {}) }
+    }
+    case "pg-pool": {
+      const pool = new PgPool({ Client: FakeClient, max: m, min: m })
+      const acquire = () => pool.connect()
+      const release = (client: unknown) => (client as { release: () => void }).release()
+      await warmPromise(acquire, release, m)
+      return { acquire, release, close: () => pool.end() }
+    }
+  }
+  throw new Error(`unknown promise pool ${name}`)
+}
+
 const makeSubject = async (name: string, m: number): Promise<Subject> => {
   switch (name) {
     case "effect-reservoir/use":
     case "effect-reservoir/use+policies":
-    case "effect-reservoir/get": {
-      const { close, value: pool } = await inScope(RPool.make({
-        acquire: Effect.acquireRelease(Effect.succeed({}), () => Effect.void),
-        size: m,
-        maxOverflow: 0,
-        min: m,
-        timeout: Infinity, // the string "Infinity" is refused by src/internal/config.ts (see report)
-        name: `bench-${name}`,
-        // what a database pool runs with (on a no-op resource the reset has nothing to reset, as after autocommit work)
-        policies: name === "effect-reservoir/use+policies" ?
-          [RPolicy.recycle("30 minutes"), RPolicy.maxUses(1_000_000_000), RPolicy.resetOnReturn("rollback")] :
-          []
-      }))
-      for (let i = 0; i < 1000; i++) {
-        const stats = await Effect.runPromise(RPool.stats(pool))
-        if (stats.open === m) break
-        await new Promise((r) => setTimeout(r, 1))
-      }
-      const cycle: Cycle = name !== "effect-reservoir/get" ?
-        (enter, f) =>
-          Effect.suspend(() => {
-            enter()
-            return RPool.use(pool, f)
-          }) :
-        (enter, f) =>
-          Effect.scoped(Effect.flatMap(
-            Effect.suspend(() => {
-              enter()
-              return RPool.get(pool)
-            }),
-            f
-          ))
-      return { kind: "effect", cycle, close }
-    }
+    case "effect-reservoir/get":
+      return reservoir({ Pool: RPool, Policy: RPolicy }, name, m)
+    case "baseline/use":
+    case "baseline/use+policies":
+    case "baseline/get":
+      return reservoir(Baseline, name, m)
     case "effect/Pool":
     case "effect/Pool-ttl": {
       const acquire = Effect.succeed({})
@@ -159,34 +245,17 @@ const makeSubject = async (name: string, m: number): Promise<Subject> => {
       await warmEffect(cycle, m)
       return { kind: "effect", cycle, close }
     }
-    case "generic-pool": {
-      const pool = genericPool.createPool({ create: () => Promise.resolve({}), destroy: () => Promise.resolve() }, {
-        max: m,
-        min: m
-      })
-      await pool.ready()
-      const acquire = () => pool.acquire()
-      const release = (r: unknown) => {
-        void pool.release(r as object)
-      }
-      await warmPromise(acquire, release, m)
-      return { kind: "promise", acquire, release, close: () => pool.drain().then(() => pool.clear()) }
-    }
-    case "tarn": {
-      const pool = new tarn.Pool<object>({ create: () => Promise.resolve({}), destroy: () => {}, min: m, max: m })
-      const acquire = () => pool.acquire().promise
-      const release = (r: unknown) => {
-        pool.release(r as object)
-      }
-      await warmPromise(acquire, release, m)
-      return { kind: "promise", acquire, release, close: () => pool.destroy().then(() => {}) }
-    }
+    case "generic-pool":
+    case "tarn":
     case "pg-pool": {
-      const pool = new PgPool({ Client: FakeClient, max: m, min: m })
-      const acquire = () => pool.connect()
-      const release = (client: unknown) => (client as { release: () => void }).release()
-      await warmPromise(acquire, release, m)
-      return { kind: "promise", acquire, release, close: () => pool.end() }
+      const { acquire, close, release } = await promisePool(name, m)
+      return { kind: "promise", acquire, release, close }
+    }
+    case "effect+generic-pool":
+    case "effect+tarn":
+    case "effect+pg-pool": {
+      const { acquire, close, release } = await promisePool(name.slice("effect+".length), m)
+      return fromFibers(acquire, release, close)
     }
     case "floor/await":
       return { kind: "promise", acquire: () => resolved, release: () => {}, close: () => resolved }
