@@ -448,7 +448,7 @@ describe("Pool", () => {
           maxOverflow: 1,
           min: 3
         })))
-        assert.deepStrictEqual(error.problems, ["min: 3 is more than size + maxOverflow (2)"])
+        assert.deepStrictEqual(error.problems, ["min: Expected at most size (1), got 3"])
       }))
 
     it.scoped("decodes its options from JSON, encodes them back, and recreates the same pool", () =>

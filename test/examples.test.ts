@@ -72,9 +72,9 @@ describe("examples", () => {
       assert.strictEqual(result.encoded.timeout, 5000)
       assert.strictEqual(result.encoded.order, "lifo")
       assert.isTrue(result.sameConfig)
-      assert.deepStrictEqual(result.invalid, ["min: 3 is more than size + maxOverflow (2)"])
-      assert.include(result.malformed, "size: Expected a non-negative number, actual -1")
-      assert.include(result.malformed, "order: Expected \"fifo\" or \"lifo\", actual \"random\"")
+      assert.deepStrictEqual(result.invalid, ["min: Expected at most size (2), got 3"])
+      assert.include(result.malformed, "size: Expected an integer of 0 or more, got -1")
+      assert.include(result.malformed, "order: Expected \"fifo\" or \"lifo\", got \"random\"")
     }))
 
   it.effect("shutdown: waiters and new checkouts fail, lent connections close on return or at the deadline", () =>

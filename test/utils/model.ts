@@ -48,7 +48,7 @@ export const scenario = fc.record({
   // `Effect.repeatN(Effect.yieldNow(), 10)` at withMaxOpsBeforeYield <= 9, so the sweep starts at 10
   maxOps: fc.integer({ min: 10, max: 64 }),
   commands: fc.array(command, { minLength: 1, maxLength: 40 })
-}).filter((s) => s.size + s.maxOverflow >= 1 && s.min <= s.size + s.maxOverflow)
+}).filter((s) => s.size + s.maxOverflow >= 1 && s.min <= s.size)
 
 export type Scenario = typeof scenario extends fc.Arbitrary<infer A> ? A : never
 
