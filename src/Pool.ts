@@ -93,7 +93,7 @@ export interface BaseOptions {
  */
 export type Options<C, E> =
   & BaseOptions
-  & { readonly policies?: ReadonlyArray<Policy<NoInfer<C>, NoInfer<E>>> | undefined }
+  & { readonly policies?: ReadonlyArray<Policy<NoInfer<C>, NoInfer<E>, any>> | undefined }
   & (
     | { readonly driver: Driver<C, E> }
     | { readonly acquire: Effect.Effect<C, E, Scope.Scope> }
@@ -228,7 +228,7 @@ export const layerConfig = <I, C, E>(
   tag: Context.Tag<I, Pool<C, E>>,
   driver: Driver<C, E>,
   options: Config.Config.Wrap<Partial<PoolConfigEncoded>>,
-  extra?: { readonly policies?: ReadonlyArray<Policy<NoInfer<C>, NoInfer<E>>> | undefined }
+  extra?: { readonly policies?: ReadonlyArray<Policy<NoInfer<C>, NoInfer<E>, any>> | undefined }
 ): Layer.Layer<I, PoolConfigError | ConfigError.ConfigError> =>
   Layer.scoped(
     tag,

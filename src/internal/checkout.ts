@@ -81,15 +81,19 @@ export const acquireSlow = <C, E>(
     }
   }
   const refused = admit(pool)
-  if (refused !== undefined) return Effect.fail(refused)
+  if (refused !== undefined) return refused
   return park(pool, restore, attempt, arrivedAt, deadline, timeoutMillis)
 }
 
-/** Admission: the first policy that refuses a checkout about to park fails it at once. */
-const admit = <C, E>(pool: PoolImpl<C, E>): PoolError | undefined => {
+/** Admission: the first policy that refuses a checkout about to park fails it at once (a throw is a defect). */
+const admit = <C, E>(pool: PoolImpl<C, E>): Effect.Effect<never, PoolError> | undefined => {
   for (const hooks of pool.admitHooks) {
-    const refused = hooks.admit!()
-    if (refused !== undefined) return refused
+    try {
+      const refused = hooks.admit!()
+      if (refused !== undefined) return Effect.fail(refused)
+    } catch (defect) {
+      return Effect.die(defect)
+    }
   }
   return undefined
 }
@@ -162,7 +166,7 @@ export const useParked = <C, E, A, E2, R>(
   timeoutMillis: number
 ): Effect.Effect<A, E | E2 | PoolError, R> => {
   const refused = admit(pool)
-  if (refused !== undefined) return Effect.fail(refused)
+  if (refused !== undefined) return refused
   const now = pool.now()
   const waiter = enqueueWaiter(pool, 0, now, deadlineOf(now, timeoutMillis), timeoutMillis)
   if (!(waiter instanceof Waiter)) return Effect.fail(waiter)
