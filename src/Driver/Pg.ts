@@ -6,10 +6,21 @@
  *   `pg_stat_activity` tells which pool holds which session.
  * - A connection's `error` event (node-postgres's classic crash of an idle client whose backend died) never reaches
  *   the process: it tells the pool, which invalidates the connection (closed at once when idle, on return when lent).
- * - `connect` can be interrupted at any time (a pool's `connectTimeout`, a checkout's deadline): a client whose
- *   connect is still in flight is ended as soon as that connect settles, so no session leaks.
- * - A statement interrupted while in flight leaves its session busy; the driver invalidates that connection so the
- *   pool closes it rather than lending it again.
+ * - `connect` can be interrupted at any time (a pool's `connectTimeout`, a checkout's deadline): a connect cut short
+ *   destroys its socket at once (no graceful end that a silent server could hold half-open), so no session or socket
+ *   leaks. A graceful close waits at most `closeTimeout` for the server's goodbye, then drops the socket.
+ * - A statement whose caller is interrupted (`Effect.timeout`, `Fiber.interrupt`, a pool's deadline) is cancelled on
+ *   the server: the driver sends PostgreSQL's cancel request (the session's backend key, over a new socket to the same
+ *   host and port, as libpq's `PQcancel` does), so the server stops it within milliseconds. The request is sent only
+ *   while that statement is the one in flight with nothing queued behind it, and the session sends nothing more until
+ *   the server has acted on it, so it can never stop a later statement. Until the cancelled statement has ended the
+ *   session is busy (`Driver.busy`): returned to the pool then, it is invalidated rather than lent again; once it has
+ *   ended (an interrupted `Pool.transaction` waits for that before its `ROLLBACK`, which then runs at once) it is lent
+ *   again. A cancel request that gets no answer within `connectTimeout` (5 seconds if unset) leaves the session broken
+ *   and invalidated.
+ * - `statementTimeout` bounds every statement, on both sides (see `PgOptions`).
+ * - No value the driver hands out reaches the password: a connection holds its node-postgres client in a `#private`
+ *   field, the client forgets the password once connected, and messages are scrubbed.
  * - `isDisconnect` answers `true` for SQLSTATE class 08, `57P01`–`57P03` (admin / crash shutdown, cannot connect
  *   now), `57P05` and `25P03` (the server closed an idle session), socket errors (`ECONNRESET`, `EPIPE`,
  *   `ECONNREFUSED`, `ETIMEDOUT`, ...) and node-postgres's "Connection terminated" family of messages.
@@ -42,14 +53,13 @@ import type { Driver } from "../Driver.js"
 import * as internal from "../internal/pg.js"
 
 /**
- * A pooled PostgreSQL connection: the node-postgres client, and what identifies its session on the server.
+ * A pooled PostgreSQL connection: what identifies its session on the server. The node-postgres client stays out of
+ * reach of any property path (see `unsafeClient`); `JSON.stringify` and `util.inspect` show these two fields.
  *
  * @since 0.1.0
  * @category models
  */
 export interface PgConnection {
-  /** The node-postgres client. Run statements through the driver's `query` rather than on the client directly. */
-  readonly client: pg.Client
   /** The server process serving this session (`pg_backend_pid()`); `pg_terminate_backend` takes it. */
   readonly processId: number
   /** The session's `application_name`. */
@@ -60,17 +70,22 @@ export interface PgConnection {
  * The failures of the PostgreSQL driver. `reason` says what failed:
  *
  * - `"ConnectFailed"`: the connect did not succeed (refused, authentication, unknown database, ...).
- * - `"Timeout"`: an operation ran out of time (`operation` says which: a connect, or the layer's check).
+ * - `"Timeout"`: an operation ran out of time (`operation` says which: a connect, the layer's check, or a statement
+ *   that got no answer within `statementTimeout` plus a second: the connection is then presumed lost, `isDisconnect`
+ *   is `true` and the pool invalidates it).
+ * - `"StatementTimeout"`: the server stopped a statement that ran past `statementTimeout` (SQLSTATE `57014`); the
+ *   connection is fine and is lent again.
  * - `"Disconnected"`: the connection was lost.
  * - `"QueryFailed"`: the server refused a statement (`code` is its SQLSTATE).
- * - `"Interrupted"`: a statement was interrupted while in flight (the cause with which the driver invalidates that
- *   connection; its session is still busy, so it is closed rather than lent again).
- * - `"CommitOutcomeUnknown"`: the connection was lost while a `COMMIT` was in flight; the transaction may or may not
- *   have been committed.
+ * - `"Interrupted"`: a statement was interrupted while in flight and its connection came back before it ended (the
+ *   cause with which the pool invalidates that connection; its session is still busy, so it is closed rather than
+ *   lent again).
+ * - `"CommitOutcomeUnknown"`: the connection was lost (or went silent past `statementTimeout`) while a `COMMIT` was
+ *   in flight; the transaction may or may not have been committed.
  * - `"CommitRolledBack"`: the `COMMIT` ended the transaction with a rollback (it had been aborted by an earlier
  *   error); nothing was committed.
  *
- * The message never contains a password.
+ * Neither the message nor anything reachable from the error contains a password.
  *
  * @since 0.1.0
  * @category errors
@@ -79,6 +94,7 @@ export class PgError extends Schema.TaggedError<PgError>("effect-reservoir/PgErr
   reason: Schema.Literal(
     "ConnectFailed",
     "Timeout",
+    "StatementTimeout",
     "Disconnected",
     "QueryFailed",
     "Interrupted",
@@ -112,12 +128,24 @@ export class PgError extends Schema.TaggedError<PgError>("effect-reservoir/PgErr
  * | --- | --- | --- |
  * | `url` | none | `postgres://user:password@host:port/database?options`; `Redacted`, since it may hold a password |
  * | `host`, `port`, `user`, `database` | node-postgres's | where to connect |
- * | `password` | none | `Redacted` |
+ * | `password` | none | a string or `Redacted` |
  * | `applicationName` | the pool's name | the session's `application_name` |
  * | `liveness` | `"SELECT 1"` | the statement `ping` runs (Twisted's `cp_good_sql`) |
- * | `connectTimeout` | none | how long one connect may take; the layer's check uses it too (10 seconds if none) |
+ * | `connectTimeout` | none | how long one connect (or cancel request) may take; the layer's check uses it too |
  * | `closeTimeout` | 5 seconds | how long a close waits for the server's goodbye before dropping the socket |
- * | `clientConfig` | `{}` | any other `pg.ClientConfig` field (`ssl`, `keepAlive`, `types`, `statement_timeout`...) |
+ * | `statementTimeout` | none | how long one statement may run (see below) |
+ * | `clientConfig` | `{}` | any other `pg.ClientConfig` field (`ssl`, `keepAlive`, `types`, `lock_timeout`...) |
+ *
+ * `statementTimeout` sets the session's `statement_timeout` (the server stops a statement that runs longer: it fails
+ * with `reason: "StatementTimeout"` and the connection stays usable) and node-postgres's client-side `query_timeout`
+ * one second later (a server that does not answer at all, a blackholed connection: the statement fails with
+ * `reason: "Timeout"`, which `isDisconnect` counts as lost, and the pool invalidates the connection). It applies to
+ * every statement, `COMMIT` and the liveness query included; `SET statement_timeout` in a session changes the server
+ * side only. There is no default, as in PostgreSQL, node-postgres and HikariCP: a pool cannot know how long its
+ * statements may take (a migration, a report), and a default that fails them would surprise more than it protects.
+ * An interrupted statement is cancelled on the server anyway, so `Effect.timeout` around a statement or a
+ * `Pool.use` is already a statement timeout on both sides; set `statementTimeout` for a bound that holds for every
+ * statement whoever runs it, and `clientConfig.keepAlive` to notice a dead network path between statements.
  *
  * @since 0.1.0
  * @category models
@@ -128,15 +156,16 @@ export interface PgOptions {
   readonly port?: number | undefined
   readonly user?: string | undefined
   readonly database?: string | undefined
-  readonly password?: Redacted.Redacted<string> | undefined
+  readonly password?: Redacted.Redacted<string> | string | undefined
   readonly applicationName?: string | undefined
   readonly liveness?: string | undefined
   readonly connectTimeout?: Duration.DurationInput | undefined
   readonly closeTimeout?: Duration.DurationInput | undefined
+  readonly statementTimeout?: Duration.DurationInput | undefined
   readonly clientConfig?:
     | Omit<
       pg.ClientConfig,
-      "connectionString" | "password" | "host" | "port" | "user" | "database" | "application_name"
+      "connectionString" | "password" | "host" | "port" | "user" | "database" | "application_name" | "query_timeout"
     >
     | undefined
 }
@@ -148,6 +177,17 @@ export interface PgOptions {
  * @category constructors
  */
 export const driver: (options?: PgOptions) => Driver<PgConnection, PgError> = internal.driver
+
+/**
+ * The node-postgres client of a connection, for what the driver does not offer (`LISTEN`, `COPY`, type parsers). It
+ * no longer holds the password. Statements run on it directly are invisible to the driver: they are not cancelled
+ * when their caller is interrupted and do not make the connection busy, and one running when the driver's own caller
+ * is interrupted may receive that caller's cancel request. Use the driver's operations for statements.
+ *
+ * @since 0.1.0
+ * @category getters
+ */
+export const unsafeClient: (connection: PgConnection) => pg.Client = internal.unsafeClient
 
 /**
  * Opens one connection with the options, runs the liveness query once and closes it, all within `connectTimeout`

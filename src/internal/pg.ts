@@ -1,9 +1,11 @@
+import * as Cause from "effect/Cause"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import { NodeInspectSymbol } from "effect/Inspectable"
 import * as Layer from "effect/Layer"
 import * as Predicate from "effect/Predicate"
 import * as Redacted from "effect/Redacted"
@@ -14,6 +16,7 @@ import type { ConnectContext, Driver, Row } from "../Driver.js"
 import type * as Pg from "../Driver/Pg.js"
 import { PgDriver, PgError } from "../Driver/Pg.js"
 import * as driverInternal from "./driver.js"
+import { sendCancelRequest } from "./pgCancel.js"
 
 type Operation = PgError["operation"]
 
@@ -38,7 +41,7 @@ const socketCodes: ReadonlySet<string> = new Set([
 ])
 
 const disconnectMessage =
-  /connection terminated|server closed the connection unexpectedly|client was closed and is not queryable|client has encountered a connection error|connection ended unexpectedly|terminating connection|timeout expired|socket hang up/i
+  /query read timeout|connection terminated|server closed the connection unexpectedly|client was closed and is not queryable|client has encountered a connection error|connection ended unexpectedly|terminating connection|timeout expired|socket hang up/i
 
 const SQLSTATE = /^[0-9A-Z]{5}$/
 
@@ -73,6 +76,7 @@ const classify = (code: string | undefined, systemCode: string | undefined, mess
 export const isDisconnect = (error: unknown): boolean => {
   if (error instanceof PgError) {
     return error.reason === "Disconnected" || error.reason === "CommitOutcomeUnknown" ||
+      (error.reason === "Timeout" && error.operation !== "connect" && error.operation !== "check") ||
       classify(error.code, error.systemCode, error.detail)
   }
   if (!Predicate.isObject(error)) return false
@@ -97,6 +101,8 @@ const wrap = (operation: Operation, secrets: ReadonlyArray<string>) => (cause: u
   const lost = classify(code, systemCode, detail)
   const reason: PgError["reason"] = operation === "connect" || operation === "check" ?
     (/timeout expired/i.test(detail) ? "Timeout" : "ConnectFailed") :
+    code === "57014" && /statement timeout/i.test(detail) ?
+    "StatementTimeout" :
     lost ?
     (operation === "commit" ? "CommitOutcomeUnknown" : "Disconnected") :
     "QueryFailed"
@@ -118,14 +124,24 @@ const scrubbedCause = (cause: unknown, detail: string): unknown =>
 // options
 // ---------------------------------------------------------------------------------------------------------------
 
+/** How long after the server's `statement_timeout` node-postgres's `query_timeout` gives up on a silent server. */
+const QUERY_TIMEOUT_GRACE = Duration.seconds(1)
+
 interface Resolved {
   readonly config: (applicationName: string) => pg.ClientConfig
   readonly applicationName: string | undefined
   readonly liveness: string
   readonly connectTimeout: Duration.Duration | undefined
   readonly closeTimeout: Duration.Duration
+  /** How long a cancel request may take before the session it was for counts as lost. */
+  readonly cancelTimeout: Duration.Duration
+  readonly statementTimeout: Duration.Duration | undefined
+  /** The client-side bound: `statementTimeout` plus `QUERY_TIMEOUT_GRACE`. */
+  readonly queryTimeout: Duration.Duration | undefined
   readonly secrets: ReadonlyArray<string>
 }
+
+const millis = (duration: Duration.Duration): number => Math.max(1, Math.ceil(Duration.toMillis(duration)))
 
 const resolve = (options: Pg.PgOptions | undefined): Resolved => {
   const url = options?.url === undefined ?
@@ -133,8 +149,16 @@ const resolve = (options: Pg.PgOptions | undefined): Resolved => {
     Redacted.isRedacted(options.url) ?
     Redacted.value(options.url) :
     options.url
-  const password = options?.password === undefined ? undefined : Redacted.value(options.password)
+  const password = options?.password === undefined ?
+    undefined :
+    Redacted.isRedacted(options.password) ?
+    Redacted.value(options.password) :
+    options.password
   const connectTimeout = options?.connectTimeout === undefined ? undefined : Duration.decode(options.connectTimeout)
+  const statementTimeout = options?.statementTimeout === undefined ?
+    undefined :
+    Duration.decode(options.statementTimeout)
+  const queryTimeout = statementTimeout === undefined ? undefined : Duration.sum(statementTimeout, QUERY_TIMEOUT_GRACE)
   const secrets: Array<string> = []
   if (password !== undefined) secrets.push(password)
   if (url !== undefined) {
@@ -157,8 +181,10 @@ const resolve = (options: Pg.PgOptions | undefined): Resolved => {
       ...(options?.user === undefined ? {} : { user: options.user }),
       ...(options?.database === undefined ? {} : { database: options.database }),
       ...(password === undefined ? {} : { password }),
-      ...(connectTimeout === undefined ? {} : {
-        connectionTimeoutMillis: Math.max(1, Math.ceil(Duration.toMillis(connectTimeout)))
+      ...(connectTimeout === undefined ? {} : { connectionTimeoutMillis: millis(connectTimeout) }),
+      ...(statementTimeout === undefined || queryTimeout === undefined ? {} : {
+        statement_timeout: millis(statementTimeout),
+        query_timeout: millis(queryTimeout)
       }),
       application_name: applicationName
     }),
@@ -166,27 +192,79 @@ const resolve = (options: Pg.PgOptions | undefined): Resolved => {
     liveness: options?.liveness ?? "SELECT 1",
     connectTimeout,
     closeTimeout: Duration.decode(options?.closeTimeout ?? "5 seconds"),
+    cancelTimeout: connectTimeout ?? Duration.seconds(5),
+    statementTimeout,
+    queryTimeout,
     secrets
   }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// secrets
+// ---------------------------------------------------------------------------------------------------------------
+
+/** What node-postgres resolved as the password (the options', the URL's or `PGPASSWORD`), next to the options'. */
+const secretsOf = (resolved: Resolved, client: pg.Client): ReadonlyArray<string> => {
+  const parameters: unknown = (client as unknown as { readonly connectionParameters?: unknown }).connectionParameters
+  const password = stringField(parameters, "password")
+  return password === undefined || password.length === 0 || resolved.secrets.includes(password) ?
+    resolved.secrets :
+    [...resolved.secrets, password]
+}
+
+const forget = (target: unknown, key: string): void => {
+  if (!Predicate.isObject(target)) return
+  try {
+    Object.defineProperty(target, key, { value: null, writable: true, configurable: true, enumerable: false })
+  } catch {
+    // a field node-postgres made permanent: nothing left to do but overwrite it
+    ;(target as Record<string, unknown>)[key] = null
+  }
+}
+
+/**
+ * Drops the password from a client whose connect is over (node-postgres keeps it on the client and on its
+ * `connectionParameters`, non-enumerable but reachable): a client never authenticates twice.
+ */
+const forgetPassword = (client: pg.Client): void => {
+  forget(client, "password")
+  forget((client as unknown as { readonly connectionParameters?: unknown }).connectionParameters, "password")
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 // the connection
 // ---------------------------------------------------------------------------------------------------------------
 
-class Connection implements Pg.PgConnection {
+/**
+ * One session, out of reach of the connection object the driver hands out (which holds it in a `#private` field):
+ * the node-postgres client, the pool's context, the secrets to scrub from messages, and the bookkeeping of
+ * statements in flight and of cancel requests.
+ */
+class Session {
   processId = 0
   /** Set once the connect succeeded: from then on, a lost socket is reported to the pool. */
   established = false
   /** Set once the driver started closing it (or gave up on it): a lost socket then means nothing. */
   closing = false
+  /** Statements handed to node-postgres, and statements it answered: they run in that order. */
+  sent = 0
+  done = 0
+  /** The last statement sent (for the message). */
+  lastSql = ""
+  /** A cancel request is on its way: statements wait for it before they are sent. */
+  cancelling = false
+  /** The statements waiting for it. */
+  waiting: Array<() => void> = []
+  /** Why the session cannot be used any more (a client-side timeout, a cancel request that failed). */
+  broken: PgError | undefined = undefined
   private ending: Promise<void> | undefined = undefined
 
   constructor(
     readonly client: pg.Client,
     readonly applicationName: string,
-    private readonly context: ConnectContext,
-    private readonly secrets: ReadonlyArray<string>
+    readonly resolved: Resolved,
+    readonly secrets: ReadonlyArray<string>,
+    private readonly context: ConnectContext
   ) {}
 
   /** The client's `error` and `end` events: the session died outside any Effect. */
@@ -195,21 +273,71 @@ class Connection implements Pg.PgConnection {
     this.context.invalidate(wrap("query", this.secrets)(cause))
   }
 
-  /** Statements sent and not yet answered, and the last one sent (for the message). */
-  running = 0
-  lastSql = ""
+  /** Marks the session unusable: later statements fail with `error`, and the pool is told to invalidate it. */
+  fail(error: PgError): void {
+    if (this.broken !== undefined) return
+    this.broken = error
+    if (this.established && !this.closing) this.context.invalidate(error)
+  }
 
   /**
-   * Why the session cannot be lent again: a statement is still in flight when the connection comes back, which
-   * happens when its caller was interrupted. The pool asks on every return (`Driver.busy`) and invalidates it.
+   * Why the session cannot be lent again: a statement is still in flight (its caller was interrupted), a cancel
+   * request is on its way (the next statement must not be sent before it arrived), or the session is broken. The
+   * pool asks on every return (`Driver.busy`) and invalidates it.
    */
   busy(): PgError | undefined {
-    if (this.running === 0 || this.closing) return undefined
+    if (this.closing) return undefined
+    if (this.broken !== undefined) return this.broken
+    if (this.sent === this.done && !this.cancelling) return undefined
     return new PgError({
       reason: "Interrupted",
       operation: "query",
-      detail: `interrupted while a statement was in flight (${this.lastSql.slice(0, 60)}); the session is busy`
+      detail: `interrupted while a statement was in flight (${this.lastSql.slice(0, 60)}); the session is busy` +
+        (this.cancelling ? ", a cancel request is on its way" : "")
     })
+  }
+
+  /**
+   * The caller of statement `seq` was interrupted. When that statement is the one running and nothing was sent
+   * after it, a cancel request goes to the server; statements sent from now on wait until it arrived, so that it can
+   * only stop this statement (or find the session idle and do nothing), never a later one. A statement with others
+   * queued behind it is left to run: cancelling it could stop the next one instead. Either way the session is busy
+   * (`busy`) until its statements ended.
+   */
+  abandon(seq: number): void {
+    if (this.closing || this.broken !== undefined || this.cancelling) return
+    if (this.done !== seq || this.sent !== seq + 1) return
+    const { processID, secretKey } = this.client as unknown as {
+      readonly processID?: unknown
+      readonly secretKey?: unknown
+    }
+    const host = this.client.host
+    const port = this.client.port
+    if (typeof processID !== "number" || typeof secretKey !== "number" || typeof host !== "string") return
+    this.cancelling = true
+    sendCancelRequest(
+      { host, port, processId: processID, secretKey },
+      Duration.toMillis(this.resolved.cancelTimeout),
+      (error) => this.cancelled(error)
+    )
+  }
+
+  private cancelled(error: Error | undefined): void {
+    this.cancelling = false
+    if (error !== undefined) {
+      this.fail(
+        new PgError({
+          reason: "Disconnected",
+          operation: "query",
+          detail: `the cancel request for an interrupted statement failed (${
+            scrub(messageOf(error), this.secrets)
+          }); the session may still be busy`
+        })
+      )
+    }
+    const waiting = this.waiting
+    this.waiting = []
+    for (const send of waiting) send()
   }
 
   /** Ends the client once, whatever calls it; later calls share the first call's promise. */
@@ -221,8 +349,9 @@ class Connection implements Pg.PgConnection {
     return this.ending
   }
 
-  /** Drops the socket without the goodbye, when the server does not answer it. */
+  /** Drops the socket without the goodbye: a connect cut short, or a server that does not answer it. */
   destroy(): void {
+    this.closing = true
     const connection: unknown = (this.client as unknown as { readonly connection?: unknown }).connection
     const stream: unknown = Predicate.hasProperty(connection, "stream") ? connection.stream : undefined
     if (Predicate.hasProperty(stream, "destroy") && typeof stream.destroy === "function") {
@@ -231,65 +360,92 @@ class Connection implements Pg.PgConnection {
   }
 }
 
-const close = (connection: Connection, timeout: Duration.Duration): Effect.Effect<void> =>
-  Effect.tryPromise({ try: () => connection.end(), catch: (error) => error }).pipe(
+let sessionOf: (connection: Pg.PgConnection) => Session
+
+/**
+ * The connection the driver hands out: what identifies the session, and the session itself in a `#private` field,
+ * which no property path, `util.inspect` or `JSON.stringify` reaches.
+ */
+class PgConnectionImpl implements Pg.PgConnection {
+  readonly #session: Session
+  constructor(session: Session, readonly processId: number, readonly applicationName: string) {
+    this.#session = session
+  }
+  static {
+    sessionOf = (connection) => (connection as PgConnectionImpl).#session
+  }
+  toJSON() {
+    return { _id: "PgConnection", processId: this.processId, applicationName: this.applicationName }
+  }
+  toString(): string {
+    return `PgConnection(${this.processId}, ${this.applicationName})`
+  }
+  [NodeInspectSymbol]() {
+    return this.toJSON()
+  }
+}
+
+const close = (session: Session, timeout: Duration.Duration): Effect.Effect<void> =>
+  Effect.tryPromise({ try: () => session.end(), catch: (error) => error }).pipe(
     Effect.timeout(timeout),
     Effect.catchAll(() =>
       Effect.zipRight(
-        Effect.sync(() => connection.destroy()),
+        Effect.sync(() => session.destroy()),
         Effect.logWarning(
-          `PostgreSQL session ${connection.processId} (${connection.applicationName}) did not close within ` +
+          `PostgreSQL session ${session.processId} (${session.applicationName}) did not close within ` +
             `${Duration.format(timeout)}; its socket was dropped`
         )
       )
     )
   )
 
-const connect = (resolved: Resolved) => (context: ConnectContext): Effect.Effect<Connection, PgError, Scope.Scope> =>
-  Effect.uninterruptibleMask((restore) =>
-    Effect.gen(function*() {
-      const applicationName = resolved.applicationName ?? context.poolName
-      const client = yield* Effect.try({
-        try: () => new pg.Client(resolved.config(applicationName)),
-        catch: wrap("connect", resolved.secrets)
-      })
-      const connection = new Connection(client, applicationName, context, resolved.secrets)
-      client.on("error", (error) => connection.lost(error))
-      client.on("end", () => connection.lost(new Error("Connection terminated unexpectedly")))
-      let opening: Effect.Effect<unknown, PgError> = Effect.tryPromise({
-        try: (signal) => {
-          const connecting = client.connect()
-          signal.addEventListener("abort", () => void connection.end(), { once: true })
-          connecting.then(() => {
-            if (signal.aborted) void connection.end()
-          }, () => undefined)
-          return connecting
-        },
-        catch: wrap("connect", resolved.secrets)
-      })
-      const connectTimeout = resolved.connectTimeout
-      if (connectTimeout !== undefined) {
-        opening = Effect.timeoutFail(opening, {
-          duration: connectTimeout,
-          onTimeout: () =>
-            new PgError({
-              reason: "Timeout",
-              operation: "connect",
-              detail: `connect did not complete within ${Duration.format(connectTimeout)}`
-            })
+/**
+ * Opens a session. A connect cut short (interrupted, or past `connectTimeout`) destroys its socket at once: there is
+ * no session yet to say goodbye to, and a graceful end would wait for a server that may never answer (a blackhole),
+ * leaving the socket half-open. Whatever the outcome, the client forgets the password once the connect is over.
+ */
+const connect =
+  (resolved: Resolved) => (context: ConnectContext): Effect.Effect<Pg.PgConnection, PgError, Scope.Scope> =>
+    Effect.uninterruptibleMask((restore) =>
+      Effect.gen(function*() {
+        const applicationName = resolved.applicationName ?? context.poolName
+        const client = yield* Effect.try({
+          try: () => new pg.Client(resolved.config(applicationName)),
+          catch: wrap("connect", resolved.secrets)
         })
-      }
-      const exit = yield* Effect.exit(restore(opening))
-      if (Exit.isFailure(exit)) {
-        if (!Exit.isInterrupted(exit)) yield* close(connection, resolved.closeTimeout)
-        return yield* Effect.failCause(exit.cause)
-      }
-      connection.processId = (client as unknown as { readonly processID: number | null }).processID ?? 0
-      connection.established = true
-      yield* Effect.addFinalizer(() => close(connection, resolved.closeTimeout))
-      return connection
-    })
-  )
+        const session = new Session(client, applicationName, resolved, secretsOf(resolved, client), context)
+        client.on("error", (error) => session.lost(error))
+        client.on("end", () => session.lost(new Error("Connection terminated unexpectedly")))
+        let opening = Effect.async<void, PgError>((resume) => {
+          client.connect((error: Error | null) =>
+            resume(error === null ? Effect.void : Effect.fail(wrap("connect", session.secrets)(error)))
+          )
+          return Effect.sync(() => session.destroy())
+        })
+        const connectTimeout = resolved.connectTimeout
+        if (connectTimeout !== undefined) {
+          opening = Effect.timeoutFail(opening, {
+            duration: connectTimeout,
+            onTimeout: () =>
+              new PgError({
+                reason: "Timeout",
+                operation: "connect",
+                detail: `connect did not complete within ${Duration.format(connectTimeout)}`
+              })
+          })
+        }
+        const exit = yield* Effect.exit(restore(opening))
+        forgetPassword(client)
+        if (Exit.isFailure(exit)) {
+          session.destroy()
+          return yield* Effect.failCause(exit.cause)
+        }
+        session.processId = (client as unknown as { readonly processID: number | null }).processID ?? 0
+        session.established = true
+        yield* Effect.addFinalizer(() => close(session, resolved.closeTimeout))
+        return new PgConnectionImpl(session, session.processId, applicationName)
+      })
+    )
 
 const toVoid = (_: unknown): void => undefined
 
@@ -303,17 +459,38 @@ const commandOf = (result: unknown): string | undefined => {
   return stringField(last, "command")
 }
 
+/** node-postgres's message when its `query_timeout` ran out. */
+const QUERY_READ_TIMEOUT = "Query read timeout"
+
+/** A statement's failure; node-postgres's `query_timeout` breaks the session (the statement is still in flight). */
+const failure = (session: Session, operation: Operation, error: unknown): PgError => {
+  if (messageOf(error) !== QUERY_READ_TIMEOUT || session.resolved.queryTimeout === undefined) {
+    return wrap(operation, session.secrets)(error)
+  }
+  const timeout = Duration.format(session.resolved.queryTimeout)
+  const broken = new PgError({
+    reason: operation === "commit" ? "CommitOutcomeUnknown" : "Timeout",
+    operation,
+    detail: `no answer from the server within ${timeout} (statementTimeout plus ${
+      Duration.format(QUERY_TIMEOUT_GRACE)
+    }); the connection is presumed lost`
+  })
+  session.fail(broken)
+  return broken
+}
+
+/** Not sent yet, and never to be: its caller was interrupted while it waited for a cancel request. */
+const ABANDONED = -2
+
 /**
  * One statement, as a bare `Effect.async` over node-postgres's callback form of `query`: the promise form allocates a
  * promise and a `.catch` promise per statement, and resumes the caller two microtask hops after the result is parsed;
- * the callback runs as the result arrives. No `AbortSignal` (an `AbortController` and a listener per statement,
- * measured at about 25 µs of CPU per query in bench/pg.ts) and no canceler either (Effect wraps an `async` that
- * returns one in `onInterrupt`, a mask and a match per statement). Instead the connection counts statements in
- * flight: one that comes back to the pool with a statement still running, because its caller was interrupted, is
- * busy (`Driver.busy`) and the pool invalidates it.
+ * the callback runs as the result arrives. No `AbortSignal` (an `AbortController` and a listener per statement) and no
+ * canceler returned from `async` (Effect wraps that in `onExit`: about 2.5 µs of CPU per statement, measured); one
+ * mask and one `catchAllCause`, which a success passes without a step (about 0.35 µs), notice the interruption
+ * instead and hand the statement to `Session.abandon`, which sends the server a cancel request when it is safe to.
  */
 const run = <A = unknown>(
-  resolved: Resolved,
   connection: Pg.PgConnection,
   sql: string,
   params: ReadonlyArray<unknown> | undefined,
@@ -321,25 +498,46 @@ const run = <A = unknown>(
   /** Applied to the result in the callback, so a caller needs no `Effect.map` step after it. */
   finish: (result: unknown) => A = (result) => result as A
 ): Effect.Effect<A, PgError> =>
-  Effect.async<A, PgError>((resume) => {
-    const session = connection as Connection
-    const done = (error: Error | null | undefined, result: unknown): void => {
-      session.running--
-      resume(
-        error === null || error === undefined ?
-          Effect.succeed(finish(result)) :
-          Effect.fail(wrap(operation, resolved.secrets)(error))
-      )
-    }
-    session.running++
-    session.lastSql = sql
-    try {
-      if (params === undefined || params.length === 0) session.client.query(sql, done)
-      else session.client.query(sql, params as Array<unknown>, done)
-    } catch (error) {
-      session.running--
-      resume(Effect.fail(wrap(operation, resolved.secrets)(error)))
-    }
+  Effect.uninterruptibleMask((restore) => {
+    const session = sessionOf(connection)
+    /** The statement's place in the session's order once sent; `-1` before. Per run: the mask's body runs each time. */
+    let seq = -1
+    const statement = Effect.async<A, PgError>((resume) => {
+      const done = (error: Error | null | undefined, result: unknown): void => {
+        session.done++
+        resume(
+          error === null || error === undefined ?
+            Effect.succeed(finish(result)) :
+            Effect.fail(failure(session, operation, error))
+        )
+      }
+      const send = (): void => {
+        if (seq === ABANDONED) return
+        const broken = session.broken
+        if (broken !== undefined) {
+          return resume(Effect.fail(new PgError({ reason: broken.reason, operation, detail: broken.detail })))
+        }
+        seq = session.sent
+        try {
+          if (params === undefined || params.length === 0) session.client.query(sql, done)
+          else session.client.query(sql, params as Array<unknown>, done)
+          session.sent++
+          session.lastSql = sql
+        } catch (error) {
+          seq = -1
+          resume(Effect.fail(wrap(operation, session.secrets)(error)))
+        }
+      }
+      if (session.cancelling) session.waiting.push(send)
+      else send()
+    })
+    return Effect.catchAllCause(restore(statement), (cause) => {
+      if (Cause.isInterrupted(cause)) {
+        if (seq >= 0) session.abandon(seq)
+        else seq = ABANDONED
+      }
+      return Effect.failCause(cause)
+    })
   })
 
 /**
@@ -350,10 +548,14 @@ const run = <A = unknown>(
  * not report its status, `undefined`.
  */
 const inTransaction = (connection: Pg.PgConnection): boolean | undefined => {
-  const client = connection.client as Partial<Pick<pg.Client, "getTransactionStatus">>
+  const session = sessionOf(connection)
+  const client = session.client as Partial<Pick<pg.Client, "getTransactionStatus">>
   if (typeof client.getTransactionStatus !== "function") return undefined
-  return client.getTransactionStatus() !== "I" || (connection as Connection).running > 0
+  return client.getTransactionStatus() !== "I" || session.sent !== session.done || session.cancelling
 }
+
+/** @internal */
+export const unsafeClient = (connection: Pg.PgConnection): pg.Client => sessionOf(connection).client
 
 /** @internal */
 export const driver = (options?: Pg.PgOptions): Driver<Pg.PgConnection, PgError> => {
@@ -361,12 +563,12 @@ export const driver = (options?: Pg.PgOptions): Driver<Pg.PgConnection, PgError>
   return driverInternal.make<Pg.PgConnection, PgError>({
     dialect: "postgresql",
     connect: connect(resolved),
-    query: (connection, sql, params) => run(resolved, connection, sql, params, "query", rowsOf),
-    ping: (connection) => run(resolved, connection, resolved.liveness, undefined, "ping", toVoid),
-    begin: (connection) => run(resolved, connection, "BEGIN", undefined, "begin", toVoid),
+    query: (connection, sql, params) => run(connection, sql, params, "query", rowsOf),
+    ping: (connection) => run(connection, resolved.liveness, undefined, "ping", toVoid),
+    begin: (connection) => run(connection, "BEGIN", undefined, "begin", toVoid),
     commit: (connection) =>
       Effect.flatMap(
-        run(resolved, connection, "COMMIT", undefined, "commit"),
+        run(connection, "COMMIT", undefined, "commit"),
         (result) =>
           commandOf(result) === "ROLLBACK" ?
             Effect.fail(
@@ -383,10 +585,10 @@ export const driver = (options?: Pg.PgOptions): Driver<Pg.PgConnection, PgError>
       Effect.suspend(() =>
         inTransaction(connection) === false ?
           Effect.void :
-          run(resolved, connection, "ROLLBACK", undefined, "rollback", toVoid)
+          run(connection, "ROLLBACK", undefined, "rollback", toVoid)
       ),
     isDisconnect,
-    busy: (connection) => (connection as Connection).busy(),
+    busy: (connection) => sessionOf(connection).busy(),
     inTransaction
   })
 }

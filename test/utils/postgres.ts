@@ -43,6 +43,23 @@ export interface Sessions {
   readonly pids: ReadonlyArray<number>
 }
 
+/**
+ * A login role that must authenticate with a password (the cluster trusts every other role): one per password
+ * method, so each of node-postgres's password exchanges (cleartext, MD5, SCRAM) is exercised.
+ */
+export interface PasswordRole {
+  readonly user: string
+  readonly password: string
+  readonly method: "password" | "md5" | "scram-sha-256"
+}
+
+/** The password roles every cluster has; the passwords hold characters a URL must escape. */
+export const passwordRoles: ReadonlyArray<PasswordRole> = [
+  { user: "reservoir_cleartext", password: "clear:Text/Pw@7d41-9b%x", method: "password" },
+  { user: "reservoir_md5", password: "md5?Pw#3c8e-05f2 sp", method: "md5" },
+  { user: "reservoir_scram", password: "scram&Pw=e9a0-6b37+q", method: "scram-sha-256" }
+]
+
 /** A running throwaway cluster. */
 export interface PostgresServer {
   readonly host: string
@@ -55,6 +72,8 @@ export interface PostgresServer {
   readonly dataDir: string
   /** Options for `Pg.driver` pointing at this server. */
   readonly options: Pg.PgOptions
+  /** Roles that authenticate with a password (`passwordRoles`); all others are trusted. */
+  readonly passwordRoles: ReadonlyArray<PasswordRole>
   /** Stops the server (`pg_ctl stop -m fast|immediate`); the data directory stays. */
   readonly stop: (mode?: "fast" | "immediate") => Effect.Effect<void, PostgresHarnessError>
   /** Starts the server again on the same port and waits until it accepts connections. */
@@ -255,6 +274,16 @@ export const make: Effect.Effect<PostgresServer, PostgresHarnessError, Scope.Sco
     "--locale=C",
     "--no-instructions"
   ])
+  // pg_hba.conf is read top-down, first match wins: the password roles go before initdb's trust lines
+  const hbaFile = path.join(dataDir, "pg_hba.conf")
+  yield* Effect.tryPromise({
+    try: async () => {
+      const hba = await fs.readFile(hbaFile, "utf8")
+      const lines = passwordRoles.map(({ method, user }) => `host all ${user} 127.0.0.1/32 ${method}\n`).join("")
+      await fs.writeFile(hbaFile, lines + hba)
+    },
+    catch: (cause) => fail(`cannot write ${hbaFile}`, cause)
+  })
 
   const host = "127.0.0.1"
   let port = 0
@@ -320,6 +349,14 @@ export const make: Effect.Effect<PostgresServer, PostgresHarnessError, Scope.Sco
       return start()
     })
   ).pipe(Effect.retry({ times: 2 }))
+  // SCRAM is the default; the MD5 role's password is stored as an MD5 hash so that the server asks for MD5
+  for (const { method, password, user } of passwordRoles) {
+    const literal = `'${password.replace(/'/g, "''")}'`
+    yield* query(
+      `SET password_encryption = '${method === "md5" ? "md5" : "scram-sha-256"}'; ` +
+        `CREATE ROLE ${user} LOGIN PASSWORD ${literal}`
+    )
+  }
 
   const sessions = (applicationName: string) =>
     Effect.map(
@@ -342,6 +379,7 @@ export const make: Effect.Effect<PostgresServer, PostgresHarnessError, Scope.Sco
     url: `postgres://postgres@${host}:${port}/postgres`,
     dataDir,
     options: { host, port, user: "postgres", database: "postgres", connectTimeout: "5 seconds" },
+    passwordRoles,
     stop,
     start,
     restart: (mode) => Effect.zipRight(stop(mode), start()),
