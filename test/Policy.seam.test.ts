@@ -47,8 +47,9 @@ describe("Policy seam", () => {
       const wrap = (name: string): P =>
         Policy.make({
           name,
-          connect: (open) => Effect.tap(Effect.zipRight(Effect.sync(() => order.push(`${name} before`)), open), () =>
-            Effect.sync(() => order.push(`${name} after`)))
+          connect: (open) =>
+            Effect.tap(Effect.zipRight(Effect.sync(() => order.push(`${name} before`)), open), () =>
+              Effect.sync(() => order.push(`${name} after`)))
         })
       const { pool } = yield* memoryPool({ min: 1, policies: [wrap("inner"), wrap("outer")] })
       yield* settle
@@ -146,8 +147,7 @@ describe("Policy seam", () => {
       const prepared: Array<number> = []
       const preparing: P = Policy.make({
         name: "prepare",
-        prepare: (context) =>
-          Effect.zipRight(Deferred.await(gate), Effect.sync(() => prepared.push(context.record.id)))
+        prepare: (context) => Effect.zipRight(Deferred.await(gate), Effect.sync(() => prepared.push(context.record.id)))
       })
       const { pool } = yield* memoryPool({ size: 1, maxOverflow: 0, policies: [preparing] })
       // the borrower's return does not wait for the preparation
