@@ -15,6 +15,7 @@ import * as leases from "../examples/leases.js"
 import * as policies from "../examples/policies.js"
 import * as poolBasics from "../examples/pool-basics.js"
 import * as shutdown from "../examples/shutdown.js"
+import * as statefulPolicy from "../examples/stateful-policy.js"
 import * as testingWithMemory from "../examples/testing-with-memory.js"
 import * as timeouts from "../examples/timeouts.js"
 import * as Memory from "../src/Driver/Memory.js"
@@ -113,6 +114,16 @@ describe("examples", () => {
       assert.strictEqual(result.generation, 1)
       assert.strictEqual(result.open, 2)
       assert.notInclude(result.openOnServer, result.victim)
+    }))
+
+  it.effect("stateful-policy: one instance per pool, its commands, and its connectBackoff", () =>
+    Effect.gen(function*() {
+      const result = yield* statefulPolicy.program
+      assert.strictEqual(result.refused, "MemoryError")
+      assert.deepStrictEqual([result.backingOff, result.servedEarly, result.backingOffAfter], [true, false, false])
+      assert.deepStrictEqual(result.orders, { attempts: 2, failures: 1 })
+      assert.deepStrictEqual(result.reports, { attempts: 1, failures: 0 })
+      assert.include(result.notInstalled, "the pool was not made with that policy")
     }))
 
   it.live("events: stream, listeners, metrics, spans and echo logging", () =>

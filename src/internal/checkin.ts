@@ -141,6 +141,8 @@ const slowRelease = <C, E>(
   const heard = pool.feed.listening || pool.echo === "debug"
   const checkin = heard ? Effect.zipRight(pool.log("debug", "checkin", item), checkinEvent(pool, item)) : undefined
   const putBack = () => {
+    // nothing to tell: put it back in this very step, as a plain return does
+    if (checkin === undefined && pool.prepareHooks.length === 0) return offer(pool, item)
     const next = pool.prepareHooks.length > 0 ? Effect.sync(() => prepare(pool, item)) : offerLater(pool, item)
     return checkin === undefined ? next : Effect.zipRight(checkin, next)
   }

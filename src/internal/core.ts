@@ -3,7 +3,6 @@ import type * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
-import * as Option from "effect/Option"
 import { pipeArguments } from "effect/Pipeable"
 import * as Runtime from "effect/Runtime"
 import * as RuntimeFlags from "effect/RuntimeFlags"
@@ -45,9 +44,16 @@ const resolveDriver = <C, E>(options: PoolTypes.Options<C, E>): Driver.Driver<C,
     options.driver :
     driver.fromAcquire((options as { readonly acquire: Effect.Effect<C, E, Scope.Scope> }).acquire)
 
-/** The fiber running now, if any: the borrower at a checkout. */
+/**
+ * The fiber running now, if any: the borrower at a checkout. This is what `Fiber.getCurrentFiber` reads (the slot
+ * Effect's runtime sets while a fiber runs), without the `Option` it allocates on every checkout.
+ *
+ * @internal
+ */
 export const currentFiber = (): Fiber.RuntimeFiber<unknown, unknown> | undefined =>
-  Option.getOrUndefined(Fiber.getCurrentFiber())
+  (globalThis as { readonly [currentFiberSlot]?: Fiber.RuntimeFiber<unknown, unknown> })[currentFiberSlot]
+
+const currentFiberSlot = "effect/FiberCurrent"
 
 /**
  * One pool's state. Each concept that acts on it has its own module: `checkout.ts` (taking, waiting, validating),
