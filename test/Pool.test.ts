@@ -350,6 +350,27 @@ describe("Pool", () => {
   })
 
   describe("shutdown", () => {
+    it.live("is bounded by shutdownTimeout even when the driver's close hangs", () =>
+      Effect.gen(function*() {
+        const scope = yield* Scope.make()
+        const pool = yield* Pool.make({
+          name: uniqueName("hanging-close"),
+          acquire: Effect.acquireRelease(Effect.succeed({}), () => Effect.never),
+          size: 2,
+          min: 2,
+          shutdownTimeout: "200 millis"
+        }).pipe(Scope.extend(scope))
+        yield* Pool.use(pool, () => Effect.void)
+        const lease = yield* Pool.checkout(pool)
+        assert.isDefined(lease)
+        const started = Date.now()
+        yield* Scope.close(scope, Exit.void)
+        const took = Date.now() - started
+        // 200 ms of drain, then at most min(shutdownTimeout, 1 s) of grace for the forced closes
+        assert.isBelow(took, 1000, `took ${took} ms`)
+        assert.isTrue((yield* Pool.stats(pool)).isClosed)
+      }))
+
     it.scoped("fails waiters and new checkouts, closes idle now and lent ones on return", () =>
       Effect.gen(function*() {
         const scope = yield* Scope.make()

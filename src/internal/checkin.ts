@@ -6,7 +6,7 @@ import type * as PoolEvent from "../PoolEvent.js"
 import { pump } from "./connector.js"
 import type { PoolImpl } from "./core.js"
 import { call, chainHooks, HookContextImpl, prepareHook, ReturnContextImpl, returnHook } from "./hooks.js"
-import { IDLE, type Item, LENT, MAINTAINED, moveTo, RETURNING } from "./item.js"
+import { IDLE, type Item, LENT, moveTo, PREPARING, RETURNING } from "./item.js"
 import { closeItem, invalidateItem } from "./lifecycle.js"
 import { grant } from "./queue.js"
 
@@ -184,8 +184,8 @@ const offerLater = <C, E>(pool: PoolImpl<C, E>, item: Item<C>): Effect.Effect<vo
   Effect.suspend(() => offer(pool, item))
 
 /**
- * Prepares a returned connection off the borrower's path (Spanner's TransactionPingingPool): it counts as
- * `maintained` until the `prepare` hooks are done, then goes back; a failure, or the pool closing meanwhile, closes
+ * Prepares a returned connection off the borrower's path (Spanner's TransactionPingingPool): it is `preparing`
+ * (counted in `stats.maintained`, not lendable) until the `prepare` hooks are done, then goes back; a failure, or the pool closing meanwhile, closes
  * it.
  */
 const prepare = <C, E>(pool: PoolImpl<C, E>, item: Item<C>): void => {
@@ -193,7 +193,7 @@ const prepare = <C, E>(pool: PoolImpl<C, E>, item: Item<C>): void => {
     pool.fork(offer(pool, item))
     return
   }
-  moveTo(pool.counts, item, MAINTAINED)
+  moveTo(pool.counts, item, PREPARING)
   pool.gauges()
   const context = new HookContextImpl(item, pool.driver, pool.now(), pool)
   pool.fork(
@@ -238,12 +238,13 @@ export const offer = <C, E>(pool: PoolImpl<C, E>, item: Item<C>, now?: number): 
 
 /**
  * Whether a strict return (Spanner's `put`) would find the pool full: nobody waits and `size` connections are
- * idle already.
+ * idle already. A connection that would be closed anyway (stale, invalidated, the pool closing) is never refused.
  *
  * @internal
  */
-export const isFull = <C, E>(pool: PoolImpl<C, E>): boolean =>
-  pool.queue.head === undefined && pool.idle.length >= pool.size
+export const isFull = <C, E>(pool: PoolImpl<C, E>, item: Item<C>): boolean =>
+  pool.queue.head === undefined && pool.idle.length >= pool.size && !pool.closed &&
+  staleReason(pool, item) === undefined
 
 /** @internal */
 export const refill = <C, E>(pool: PoolImpl<C, E>): void => pump(pool)

@@ -9,7 +9,7 @@ import { currentFiber, type PoolImpl } from "./core.js"
 import { call, chainHooks, checkoutHook, HookContextImpl } from "./hooks.js"
 import type { Item } from "./item.js"
 import { closeItem, closeRejected } from "./lifecycle.js"
-import { enqueue, lend, timeoutError, unlink } from "./queue.js"
+import { enqueue, lend, timedOut, unlink } from "./queue.js"
 import { DONE, GRANTED, RUNNING, Waiter, WAITING } from "./waiters.js"
 
 /**
@@ -70,7 +70,7 @@ export const acquireSlow = <C, E>(
   timeoutMillis: number
 ): Effect.Effect<Item<C>, E | PoolError> => {
   if (pool.closed) return Effect.fail(new PoolClosedError({ pool: pool.name }))
-  if (attempt > 0 && pool.now() >= deadline) return Effect.fail(timeoutError(pool, timeoutMillis, "wait"))
+  if (attempt > 0 && pool.now() >= deadline) return Effect.fail(timedOut(pool, arrivedAt, timeoutMillis, "wait"))
   if (pool.queue.length === 0) {
     const item = takeIdle(pool)
     if (item !== undefined) {
@@ -257,9 +257,9 @@ export const validate = <C, E>(
     }
     if (checks === undefined && pool.feed.checkoutListeners === 0) {
       // only subscribers hear it: delivered now, nothing to wait for
-      pool.feed.offer(event)
+      pool.feed.offer(event, item.heardUpTo)
     } else {
-      const heard = pool.feed.checkout(event)
+      const heard = pool.feed.checkout(event, item.heardUpTo)
       checks = checks === undefined ? heard : Effect.zipRight(checks, heard)
     }
   }
@@ -279,11 +279,9 @@ export const validate = <C, E>(
         return Effect.zipRight(closeItem(pool, item, "rejected"), Effect.failCause(cause as Cause.Cause<never>))
       }
       if (Option.isSome(failure) && failure.value instanceof ValidationTimeout) {
-        pool.timeouts++
-        pool.metrics.timedOut()
         return Effect.zipRight(
           closeItem(pool, item, "rejected"),
-          Effect.fail(timeoutError(pool, timeoutMillis, "validate"))
+          Effect.fail(timedOut(pool, arrivedAt, timeoutMillis, "validate"))
         )
       }
       const rejection = Option.isSome(failure) ? failure.value : Cause.squash(cause)

@@ -57,8 +57,8 @@ const currentFiberSlot = "effect/FiberCurrent"
 
 /**
  * One pool's state. Each concept that acts on it has its own module: `checkout.ts` (taking, waiting, validating),
- * `checkin.ts` (returning, reset, hand-off), `connector.ts` (every connect and its backoff), `deadlines.ts` (the
- * reaper), `lifecycle.ts` (invalidation, detach, dispose, upkeep, shutdown), `events.ts` (the feed); `item.ts`
+ * `checkin.ts` (returning, reset, hand-off), `connector.ts` (every connect and its backoff), `queue.ts` (the
+ * waiter queue, its deadlines and the reaper), `lifecycle.ts` (invalidation, detach, dispose, upkeep, shutdown), `events.ts` (the feed); `item.ts`
  * holds the states and the one function that moves an item between them.
  *
  * @internal

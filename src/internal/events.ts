@@ -84,20 +84,24 @@ export class Feed<C> {
   }
 
   /** Delivers an event that no listener handles to the subscribers' buffers, now. */
-  offer(event: PoolEvent.PoolEvent<C>): void {
+  offer(event: PoolEvent.PoolEvent<C>, before = Infinity): void {
     for (const registration of this.registrations) {
+      if (registration.seq >= before) continue
       if (registration.queue !== undefined && !registration.queue.unsafeOffer(event)) this.dropped++
     }
   }
 
   /**
    * The checkout event's step: delivered like any other, but a `checkout` listener's failure is not logged: it is
-   * the rejection of the connection, and the checkout's to handle.
+   * the rejection of the connection, and the checkout's to handle. Listeners after the one that rejects are not
+   * called (SQLAlchemy stops at the listener that raises); subscribers' buffers all get the event.
    */
-  checkout(event: PoolEvent.Checkout<C>): Effect.Effect<void, unknown> {
+  checkout(event: PoolEvent.Checkout<C>, before: number): Effect.Effect<void, unknown> {
     return Effect.suspend(() => {
       let effect: Effect.Effect<void, ConnectionRejected> | undefined
       for (const registration of this.registrations) {
+        // registered after the lending (while a validation ran): it will not hear the checkin either
+        if (registration.seq >= before) continue
         if (registration.queue !== undefined) {
           if (!registration.queue.unsafeOffer(event)) this.dropped++
           continue

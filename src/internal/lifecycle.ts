@@ -248,6 +248,32 @@ export const reclaim = <C, E>(pool: PoolImpl<C, E>, record: ConnectionRecord): E
   })
 
 /**
+ * Runs `effect` in a fiber of its own and waits for it until `timer` ends, whichever comes first: past the deadline
+ * the wait ends even when what it waits for (a driver's close, a fiber in an uninterruptible region) does not, and
+ * that goes on in the background.
+ */
+const within = <C, E>(
+  pool: PoolImpl<C, E>,
+  effect: Effect.Effect<void>,
+  timer: Fiber.RuntimeFiber<void>
+): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    if (timer.unsafePoll() !== null) return Effect.void
+    const fiber = pool.runFork(effect)
+    return Effect.async<void>((resume) => {
+      let done = false
+      const finish = () => {
+        if (done) return
+        done = true
+        resume(Effect.void)
+      }
+      fiber.addObserver(finish)
+      timer.addObserver(finish)
+      if (timer.unsafePoll() !== null) finish()
+    })
+  })
+
+/**
  * Graceful, then forceful, and bounded by `shutdownTimeout` whatever a policy or a borrower is doing: new
  * checkouts fail, waiters fail at once, background fibers (connects in flight, upkeep passes, preparations) are
  * interrupted, idle connections close, lent ones close when returned; at the deadline whatever is still open is
@@ -262,9 +288,22 @@ export const shutdown = <C, E>(pool: PoolImpl<C, E>): Effect.Effect<void> =>
     const deadline = pool.now() + pool.shutdownMillis
     const remaining = () => Math.max(0, deadline - pool.now())
     const grace = Math.min(pool.shutdownMillis, 1000)
+    // the deadline's timer starts now, with the shutdown, whatever the stages before the drain take
+    const timer = pool.runFork(Effect.sleep(pool.shutdownMillis))
     const closedError = Effect.fail(new PoolClosedError({ pool: pool.name }))
     while (pool.queue.head !== undefined) reject(pool, pool.queue.head, closedError)
     pool.gauges()
+    const interruptFibers = Effect.suspend(() => {
+      const fibers = Array.from(pool.fibers)
+      return fibers.length === 0 ? Effect.void : Fiber.interruptAll(fibers)
+    })
+    const closeAll = (items: () => ReadonlyArray<Item<C>>) =>
+      Effect.suspend(() =>
+        Effect.forEach(items(), (item) => closeItem(pool, item, "shutdown"), {
+          discard: true,
+          concurrency: "unbounded"
+        })
+      )
     const drained = Effect.async<void>((resume) => {
       if (pool.counts.inUse === 0) return resume(Effect.void)
       pool.drainedWake = resume
@@ -272,32 +311,28 @@ export const shutdown = <C, E>(pool: PoolImpl<C, E>): Effect.Effect<void> =>
         pool.drainedWake = undefined
       })
     })
-    const bounded = (effect: Effect.Effect<void>, millis: () => number) =>
-      Effect.suspend(() => Effect.asVoid(Effect.timeoutOption(Effect.interruptible(effect), millis())))
-    const interruptFibers = Effect.suspend(() => {
-      const fibers = Array.from(pool.fibers)
-      return fibers.length === 0 ? Effect.void : Fiber.interruptAll(fibers)
-    })
+    let forceTimer: Fiber.RuntimeFiber<void> | undefined
     return Effect.all([
       stopReaper(pool),
-      bounded(interruptFibers, remaining),
-      Effect.suspend(() =>
-        Effect.forEach(pool.idle.toArray(), (item) => closeItem(pool, item, "shutdown"), { discard: true })
-      ),
+      within(pool, interruptFibers, timer),
+      within(pool, closeAll(() => pool.idle.toArray()), timer),
       // the drain wait is the one part that waits for borrowers, so the deadline ends it
-      bounded(drained, remaining),
+      within(pool, drained, timer),
       Effect.suspend(() => {
-        const stuck = Array.from(pool.items).filter((item) => item.state !== CLOSED && item.state !== CLOSING)
-        return bounded(
+        forceTimer = pool.runFork(Effect.sleep(Math.max(remaining(), grace)))
+        return within(
+          pool,
           Effect.zipRight(
-            Effect.forEach(stuck, (item) => closeItem(pool, item, "shutdown"), {
-              discard: true,
-              concurrency: "unbounded"
-            }),
+            closeAll(() => Array.from(pool.items).filter((item) => item.state !== CLOSED && item.state !== CLOSING)),
             interruptFibers
           ),
-          () => Math.max(remaining(), grace)
+          forceTimer
         )
+      }),
+      Effect.suspend(() => {
+        timer.unsafeInterruptAsFork(timer.id())
+        forceTimer?.unsafeInterruptAsFork(forceTimer.id())
+        return Effect.void
       }),
       pool.log("info", "pool closed"),
       Effect.suspend(() =>

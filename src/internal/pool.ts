@@ -3,6 +3,7 @@ import type * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
 import { dual } from "effect/Function"
 import * as Layer from "effect/Layer"
@@ -70,6 +71,9 @@ export const make = <C, E>(
     const tracer = yield* Effect.tracer
     const runtime = yield* Effect.runtime<never>()
     const pool = new PoolImpl<C, E>(options, resolved, clock, tracer, runtime)
+    // the policies' own scope is closed after the pool's shutdown (finalizers run in reverse order), so an
+    // instance's state outlives the borrowers it serves
+    const policyScope = yield* Scope.fork(scope, ExecutionStrategy.sequential)
     yield* Scope.addFinalizer(scope, shutdown(pool))
     startReaper(pool)
     const handle = handleOf(pool)
@@ -77,7 +81,7 @@ export const make = <C, E>(
     for (const policy of options.policies ?? []) {
       const instance: Policy.Instance<C, E, unknown> = policy.instantiate === undefined ?
         policy :
-        yield* Scope.extend(policy.instantiate(handle), scope)
+        yield* Scope.extend(policy.instantiate(handle), policyScope)
       pool.byRecipe.set(policy, instance)
       instances.push(instance)
     }
@@ -211,7 +215,7 @@ export const checkin: {
       if (lease.item.token !== lease.token || !lease.item.borrowed) {
         return Effect.fail(new PoolUsageError({ pool: pool.name, reason: "ReturnedTwice", operation: "checkin" }))
       }
-      if (options?.whenFull === "fail" && lease.item.state === LENT && isFull(pool)) {
+      if (options?.whenFull === "fail" && lease.item.state === LENT && isFull(pool, lease.item)) {
         return Effect.fail(new PoolUsageError({ pool: pool.name, reason: "Full", operation: "checkin" }))
       }
       return release(pool, lease.item, lease.token, Exit.void)

@@ -103,23 +103,39 @@ export const timeoutError = <C, E>(
     ...(pool.lastConnectFailure !== undefined ? { cause: Cause.squash(pool.lastConnectFailure) } : {})
   })
 
+/**
+ * A checkout whose deadline came: counted, told (`CheckoutTimeout`), and the error it fails with, whether it was
+ * waiting, validating a connection, or about to retry after a rejection.
+ *
+ * @internal
+ */
+export const timedOut = <C, E>(
+  pool: PoolImpl<C, E>,
+  arrivedAt: number,
+  timeoutMillis: number,
+  phase: "wait" | "validate"
+): PoolTimeoutError => {
+  pool.timeouts++
+  pool.metrics.timedOut()
+  const error = timeoutError(pool, timeoutMillis, phase)
+  if (pool.feed.listening) {
+    pool.fork(pool.feed.emit({
+      _tag: "CheckoutTimeout",
+      pool: pool.name,
+      waitedMillis: pool.now() - arrivedAt,
+      stats: error.stats
+    }))
+  }
+  return error
+}
+
 /** Ends every waiter whose deadline has come, earliest first. */
 export const expire = <C, E>(pool: PoolImpl<C, E>): void => {
   const now = pool.now()
   for (let waiter = pool.deadlines.peek(); waiter !== undefined; waiter = pool.deadlines.peek()) {
     if (waiter.deadline > now) break
-    pool.timeouts++
-    pool.metrics.timedOut()
-    const error = timeoutError(pool, waiter.timeoutMillis, "wait")
+    const error = timedOut(pool, waiter.enqueuedAt, waiter.timeoutMillis, "wait")
     reject(pool, waiter, Effect.fail(error))
-    if (pool.feed.listening) {
-      pool.fork(pool.feed.emit({
-        _tag: "CheckoutTimeout",
-        pool: pool.name,
-        waitedMillis: now - waiter.enqueuedAt,
-        stats: error.stats
-      }))
-    }
   }
   pool.gauges()
 }
