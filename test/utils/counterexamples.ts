@@ -84,6 +84,18 @@ export const counterexamples: ReadonlyArray<{ readonly name: string; readonly sc
     }
   },
   {
+    name: "the stream and a listener hear the events in the same order, without reset on return",
+    // stream: the stream hears ConnectFailed(2) before Checkout(3), the listener after it
+    scenario: {
+      ...base,
+      maxOverflow: 1,
+      min: 1,
+      commands: [{ _tag: "Kill", k: 0, notify: false }, { _tag: "Acquire", work: "none" }, { _tag: "Release", k: 0 }],
+      policies: [{ _tag: "OnConnect", script: ["ok", "fail"] }, { _tag: "PrePing", timeoutMillis: 100 }],
+      observe: true
+    }
+  },
+  {
     name: "a listener registered while a connection is lent hears no Checkin without its Checkout",
     // law: the late listener heard Checkin(1) and never Checkout(1)
     scenario: {
