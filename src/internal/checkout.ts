@@ -7,7 +7,7 @@ import { offer, returnAfterFailure, returnAfterSuccess, staleReason } from "./ch
 import { pump } from "./connector.js"
 import { currentFiber, type PoolImpl } from "./core.js"
 import { call, chainHooks, checkoutHook, HookContextImpl } from "./hooks.js"
-import type { Item } from "./item.js"
+import { type Item, LENT } from "./item.js"
 import { closeItem, closeRejected } from "./lifecycle.js"
 import { enqueue, lend, timedOut, unlink } from "./queue.js"
 import { DONE, GRANTED, RUNNING, Waiter, WAITING } from "./waiters.js"
@@ -223,6 +223,9 @@ const giveBack = <C, E>(pool: PoolImpl<C, E>, item: Item<C>): Effect.Effect<void
   return offer(pool, item)
 }
 
+/** Closed or invalidated underneath its validation (the driver saw it die meanwhile). */
+const isLost = <C>(item: Item<C>): boolean => item.state !== LENT || item.invalidated || item.soft
+
 /** What `Effect.timeoutFail` fails with when a validation outlives its checkout's deadline. */
 class ValidationTimeout {
   readonly _tag = "ValidationTimeout"
@@ -260,18 +263,28 @@ export const validate = <C, E>(
       pool.feed.offer(event, item.heardUpTo)
     } else {
       const heard = pool.feed.checkout(event, item.heardUpTo)
-      checks = checks === undefined ? heard : Effect.zipRight(checks, heard)
+      // a connection lost while the policies checked it is not announced as lent
+      const announce = checks === undefined ? heard : Effect.suspend(() => isLost(item) ? Effect.void : heard)
+      checks = checks === undefined ? heard : Effect.zipRight(checks, announce)
     }
   }
   const logged = pool.echo === "debug" ? Effect.as(pool.log("debug", "checkout", item), item) : Effect.succeed(item)
   // every hook passed at once (a cheap check such as `recycle` or `maxUses` answers `Effect.void`), nobody to tell
   if (checks === undefined) return logged
+  const retryAfterLoss = () => {
+    pool.checkouts--
+    return Effect.zipRight(
+      closeItem(pool, item, "invalidated"),
+      Effect.suspend(() => acquireSlow(pool, restore, attempt + 1, arrivedAt, deadline, timeoutMillis))
+    )
+  }
   const bounded = deadline === Infinity ? checks : Effect.timeoutFail(checks, {
     duration: Math.max(0, deadline - now),
     onTimeout: () => new ValidationTimeout()
   })
   return Effect.matchCauseEffect(restore(bounded), {
-    onSuccess: () => logged,
+    // invalidated while it was being checked (the driver saw it die): never lent, the checkout goes on
+    onSuccess: () => isLost(item) ? retryAfterLoss() : logged,
     onFailure: (cause) => {
       pool.checkouts--
       const failure = Cause.failureOption(cause)

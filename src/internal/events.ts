@@ -4,6 +4,7 @@ import type { ConnectionRecord } from "../ConnectionRecord.js"
 import type { ConnectionRejected } from "../PoolError.js"
 import type * as PoolEvent from "../PoolEvent.js"
 import { listenerKey } from "../PoolEvent.js"
+import { currentFiber } from "./core.js"
 
 /**
  * One registration in the feed: a set of listeners (`Pool.listen`) or a subscriber's bounded buffer
@@ -58,7 +59,40 @@ export class Feed<C> {
    */
   emit(event: PoolEvent.PoolEvent<C>, before = Infinity): Effect.Effect<void> {
     if (!this.listening) return Effect.void
-    return Effect.suspend(() => this.deliver(event, before))
+    // uninterruptible: whoever takes the turn delivers, or the turn would never be given up
+    return Effect.uninterruptible(Effect.suspend(() => {
+      this.pending.push(event, before)
+      if (this.turn !== undefined) return Effect.void
+      this.turn = currentFiber() ?? this
+      return this.drain
+    }))
+  }
+
+  /**
+   * Events waiting to be delivered (event, sequence limit, event, ...), in the order they happened. Whoever holds
+   * the turn delivers them one at a time, so every registration hears them in that order; a fiber whose event
+   * happens while another delivers leaves it to that one and goes on at once (nothing in a lifecycle step waits
+   * for another fiber's listeners).
+   */
+  private readonly pending: Array<unknown> = []
+  /** The fiber delivering now. */
+  private turn: object | undefined = undefined
+  /** Checkouts waiting for the turn: their listeners' answer decides the checkout, so they deliver themselves. */
+  private readonly checkoutsWaiting: Array<() => void> = []
+
+  /** Delivers what is pending, then passes the turn to a waiting checkout, or gives it up. */
+  private readonly drain: Effect.Effect<void> = Effect.uninterruptible(Effect.suspend(() => this.drainStep()))
+
+  private drainStep(): Effect.Effect<void> {
+    if (this.pending.length > 0) {
+      const event = this.pending.shift() as PoolEvent.PoolEvent<C>
+      const before = this.pending.shift() as number
+      return Effect.zipRight(this.deliver(event, before), Effect.suspend(() => this.drainStep()))
+    }
+    const next = this.checkoutsWaiting.shift()
+    if (next !== undefined) next()
+    else this.turn = undefined
+    return Effect.void
   }
 
   private deliver(event: PoolEvent.PoolEvent<C>, before: number): Effect.Effect<void> {
@@ -97,13 +131,46 @@ export class Feed<C> {
    * called (SQLAlchemy stops at the listener that raises); subscribers' buffers all get the event.
    */
   checkout(event: PoolEvent.Checkout<C>, before: number): Effect.Effect<void, unknown> {
+    return Effect.uninterruptibleMask((restore) => {
+      const me: object = currentFiber() ?? this
+      // a listener checking out a connection delivers its checkout within its own turn
+      if (this.turn === me) return restore(this.deliverCheckout(event, before))
+      if (this.turn === undefined) {
+        this.turn = me
+        return Effect.ensuring(restore(this.deliverCheckout(event, before)), this.drain)
+      }
+      let granted = false
+      const wait = Effect.async<void>((resume) => {
+        const entry = () => {
+          granted = true
+          this.turn = me
+          resume(Effect.void)
+        }
+        this.checkoutsWaiting.push(entry)
+        return Effect.sync(() => {
+          const index = this.checkoutsWaiting.indexOf(entry)
+          if (index >= 0) this.checkoutsWaiting.splice(index, 1)
+        })
+      })
+      return Effect.ensuring(
+        restore(Effect.zipRight(wait, this.deliverCheckout(event, before))),
+        Effect.suspend(() => granted ? this.drain : Effect.void)
+      )
+    })
+  }
+
+  private deliverCheckout(event: PoolEvent.Checkout<C>, before: number): Effect.Effect<void, unknown> {
     return Effect.suspend(() => {
       let effect: Effect.Effect<void, ConnectionRejected> | undefined
       for (const registration of this.registrations) {
         // registered after the lending (while a validation ran): it will not hear the checkin either
         if (registration.seq >= before) continue
         if (registration.queue !== undefined) {
-          if (!registration.queue.unsafeOffer(event)) this.dropped++
+          const queue = registration.queue
+          const offer = Effect.sync(() => {
+            if (!queue.unsafeOffer(event)) this.dropped++
+          })
+          effect = effect === undefined ? offer : Effect.zipRight(effect, offer)
           continue
         }
         const handler = registration.listeners!.checkout

@@ -1,0 +1,153 @@
+/**
+ * Counterexamples the model-based property (`model.ts`) found on the old core, shrunk, one per defect. Each is a
+ * scenario for `run`: on a correct core it finds no violation.
+ */
+import type { Scenario } from "./model.js"
+
+const base = {
+  size: 1,
+  maxOverflow: 0,
+  min: 0,
+  timeoutMillis: 300,
+  connectTimeout: undefined,
+  order: "fifo",
+  maxOps: 10,
+  observe: false
+} as const
+
+export const counterexamples: ReadonlyArray<{ readonly name: string; readonly scenario: Scenario }> = [
+  {
+    name: "a checkout validation that takes longer than the deadline still ends by the deadline",
+    // I6: the borrower got its connection at 1200, past its deadline at 300
+    scenario: {
+      ...base,
+      commands: [{ _tag: "Acquire", work: "none" }],
+      policies: [{ _tag: "Validate", script: [{ sleep: 1200 }] }]
+    }
+  },
+  {
+    name: "a hanging checkout validation still ends by the deadline",
+    // I6: the borrower only got its connection when the hang was released, at the end of the run (10001)
+    scenario: {
+      ...base,
+      commands: [{ _tag: "Acquire", work: "none" }, { _tag: "Advance", millis: 1 }],
+      policies: [{ _tag: "Validate", script: ["hang"] }]
+    }
+  },
+  {
+    name: "an interrupted checkout ends at once while its connection is being validated",
+    // I6: interrupted during a 50 ms validation, the borrower is still running after the interruption
+    scenario: {
+      ...base,
+      commands: [{ _tag: "Acquire", work: "none" }, { _tag: "Interrupt", k: 0 }],
+      policies: [{ _tag: "Validate", script: [{ sleep: 50 }] }]
+    }
+  },
+  {
+    name: "a checkout retried after a rejected connection keeps its first deadline",
+    // I6: rejected at 700 and re-queued, the borrower is still waiting at 1000, its first deadline
+    scenario: {
+      ...base,
+      size: 0,
+      maxOverflow: 1,
+      timeoutMillis: 1000,
+      commands: [
+        { _tag: "Gate", gate: "slow" },
+        { _tag: "Acquire", work: "none" },
+        { _tag: "Gate", gate: "slow" },
+        { _tag: "Advance", millis: 1000 },
+        { _tag: "Acquire", work: "none" }
+      ],
+      policies: [],
+      rejector: [true]
+    }
+  },
+  {
+    name: "a connection killed while its onConnect runs is counted once",
+    // I1 / count / I3: the connecting connection was closed as if idle, then closed again when its onConnect ended,
+    // leaving the pool's open count at -1: it opened a second connection beyond size + maxOverflow (server has 2 > 1)
+    scenario: {
+      ...base,
+      min: 1,
+      commands: [{ _tag: "Kill", k: 0, notify: true }, { _tag: "Advance", millis: 300 }, { _tag: "Release", k: 0 }],
+      policies: [{ _tag: "OnConnect", script: ["slow"] }]
+    }
+  },
+  {
+    name: "the stream and a listener hear the events in the same order",
+    // stream: the stream hears Checkin then Reset, the listener Reset then Checkin
+    scenario: {
+      ...base,
+      commands: [{ _tag: "Acquire", work: "none" }, { _tag: "Interrupt", k: 0 }],
+      policies: [{ _tag: "Reset", mode: "rollback" }],
+      observe: true
+    }
+  },
+  {
+    name: "the stream and a listener hear the events in the same order, without reset on return",
+    // stream: the stream hears ConnectFailed(2) before Checkout(3), the listener after it
+    scenario: {
+      ...base,
+      maxOverflow: 1,
+      min: 1,
+      commands: [{ _tag: "Kill", k: 0, notify: false }, { _tag: "Acquire", work: "none" }, { _tag: "Release", k: 0 }],
+      policies: [{ _tag: "OnConnect", script: ["ok", "fail"] }, { _tag: "PrePing", timeoutMillis: 100 }],
+      observe: true
+    }
+  },
+  {
+    name: "a listener registered while a connection is lent hears no Checkin without its Checkout",
+    // law: the late listener heard Checkin(1) and never Checkout(1)
+    scenario: {
+      ...base,
+      size: 0,
+      maxOverflow: 1,
+      commands: [{ _tag: "Acquire", work: "none" }, { _tag: "Listen", rejects: [] }],
+      policies: []
+    }
+  },
+  {
+    name: "an onConnect that rejects the connection fails the checkout with a typed error",
+    // I9: the borrower failed with ConnectionRejected
+    scenario: {
+      ...base,
+      commands: [{ _tag: "Acquire", work: "none" }, { _tag: "Release", k: 0 }],
+      policies: [{ _tag: "ConnectCheck", script: ["reject", "ok"] }]
+    }
+  },
+  {
+    name: "a connection being maintained in the background is not counted as checked out",
+    // in use: stats().inUse is 1 with no borrower, during a keepalive ping
+    scenario: {
+      ...base,
+      min: 1,
+      commands: [{ _tag: "Advance", millis: 500 }, { _tag: "Gate", gate: "ok" }],
+      policies: [{ _tag: "Keepalive", everyMillis: 500, pingMillis: 100 }]
+    }
+  },
+  {
+    name: "a connection invalidated while it is being validated is not lent",
+    // I7: the driver reported the connection dead during a 50 ms validation; the pool closed it, then lent it
+    scenario: {
+      ...base,
+      commands: [{ _tag: "Acquire", work: "none" }, { _tag: "Kill", k: 0, notify: true }, { _tag: "Release", k: 0 }],
+      policies: [{ _tag: "Validate", script: [{ sleep: 50 }] }]
+    }
+  },
+  {
+    name: "a keepalive pass in flight does not push shutdown past its shutdownTimeout",
+    // I10: shutdown, started at 500, waited for the keepalive's 100 ms ping before it started its shutdownTimeout
+    // (10 s) for the connection stuck in validation, and so ended at 10600 (the hang and the maintenance also show
+    // as I6 and in use)
+    scenario: {
+      ...base,
+      size: 2,
+      min: 2,
+      commands: [{ _tag: "Acquire", work: "none" }, { _tag: "Advance", millis: 500 }],
+      policies: [
+        { _tag: "Keepalive", everyMillis: 500, pingMillis: 100 },
+        { _tag: "Validate", script: ["hang"] }
+      ]
+    }
+  }
+]
