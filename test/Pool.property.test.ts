@@ -15,12 +15,15 @@ import { counterexamples } from "./utils/counterexamples.js"
 import { run, scenario } from "./utils/model.js"
 import { settle as settleDefault, uniqueName } from "./utils/pool.js"
 
+const runs = (byDefault: number): number => Number(process.env.PROP_RUNS ?? byDefault)
+
 describe("Pool properties", () => {
   it.effect.prop(
     "keeps I1–I12 and the event law under random policies, listeners, faults, interruptions and yield budgets",
     [scenario],
     ([s]) => run(s),
-    { fastCheck: { numRuns: Number(process.env.PROP_RUNS ?? 150) } }
+    // a run of 1,000 (PROP_RUNS=1000) takes about two minutes here: the time limit grows with the runs
+    { fastCheck: { numRuns: runs(150) }, timeout: 60_000 + runs(150) * 300 }
   )
 
   // found by the property above: a failed connect handed its (finished) task to the next waiter as that one was
@@ -133,6 +136,6 @@ describe("Pool properties", () => {
         const server = yield* db.stats
         assert.deepStrictEqual([server.open, server.closedTwice], [0, 0])
       }),
-    { fastCheck: { numRuns: Number(process.env.PROP_RUNS ?? 100) } }
+    { fastCheck: { numRuns: runs(100) }, timeout: 60_000 + runs(100) * 100 }
   )
 })

@@ -146,6 +146,8 @@ export class Feed<C> {
           this.turn = me
           resume(Effect.void)
         }
+        // the turn may have been given up since this checkout found it taken (the fiber can yield in between)
+        if (this.turn === undefined) return entry()
         this.checkoutsWaiting.push(entry)
         return Effect.sync(() => {
           const index = this.checkoutsWaiting.indexOf(entry)

@@ -240,6 +240,8 @@ export const runScenario = (s: Scenario): Effect.Effect<ReadonlyArray<string>> =
     const borrowers: Array<Borrower> = []
     const holders = new Map<number, number>()
     const grants: Array<number> = []
+    /** borrowers whose place in the grant order is taken */
+    const granted = new Set<number>()
     const violations: Array<string> = []
     const violate = (message: string) => {
       if (violations.length < 30 && !violations.includes(message)) violations.push(message)
@@ -279,6 +281,12 @@ export const runScenario = (s: Scenario): Effect.Effect<ReadonlyArray<string>> =
             Effect.flatMap(Clock.currentTimeMillis, (start) => {
               const token = nextToken++
               validating.set(token, context.connection.id)
+              // the pool lends in grant order; validations then run side by side and may finish in any order, so a
+              // borrower's place in the grant order is taken when its first validation starts
+              if (who >= 0 && !granted.has(who)) {
+                granted.add(who)
+                grants.push(who)
+              }
               if (ping) pingedAt.set(context.connection.id, ++tick)
               return Effect.onExit(
                 Effect.suspend(() => policy.onCheckout!(context)),
@@ -514,7 +522,10 @@ export const runScenario = (s: Scenario): Effect.Effect<ReadonlyArray<string>> =
             }
             lentAt.set(connection.id, ++tick)
             holders.set(connection.id, b.id)
-            grants.push(b.id)
+            if (!granted.has(b.id)) {
+              granted.add(b.id)
+              grants.push(b.id)
+            }
             b.connection = connection
             b.state = "holding"
             if (b.work === "tx") {
