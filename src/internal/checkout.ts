@@ -50,39 +50,58 @@ const takeIdle = <C, E>(pool: PoolImpl<C, E>): Item<C> | undefined => {
   }
 }
 
-/** The deadline of a checkout that starts now with `timeoutMillis`. */
-export const deadlineOf = (now: number, timeoutMillis: number): number =>
-  timeoutMillis === Infinity ? Infinity : now + timeoutMillis
-
 /**
- * The general checkout: a closed pool fails, an idle connection is taken when nobody waits (and validated), else
- * admission is asked and the checkout parks. Attempt `n > 0` is a retry after a rejection, with the first
- * attempt's arrival and deadline.
+ * One checkout across its attempts: the caller's mask, which attempt this is (`n > 0` is a retry after a rejected
+ * connection), and the first attempt's arrival and deadline, which every retry keeps.
  *
  * @internal
  */
-export const acquireSlow = <C, E>(
-  pool: PoolImpl<C, E>,
-  restore: Restore,
-  attempt: number,
-  arrivedAt: number,
-  deadline: number,
-  timeoutMillis: number
-): Effect.Effect<Item<C>, E | PoolError> => {
+export interface Attempt {
+  readonly restore: Restore
+  readonly n: number
+  readonly arrivedAt: number
+  readonly deadline: number
+  readonly timeoutMillis: number
+}
+
+/** The deadline of a checkout that starts now with `timeoutMillis`. */
+const deadlineOf = (now: number, timeoutMillis: number): number =>
+  timeoutMillis === Infinity ? Infinity : now + timeoutMillis
+
+/** The first attempt of a checkout that starts now with `timeoutMillis`. */
+export const firstAttempt = (restore: Restore, now: number, timeoutMillis: number): Attempt => ({
+  restore,
+  n: 0,
+  arrivedAt: now,
+  deadline: deadlineOf(now, timeoutMillis),
+  timeoutMillis
+})
+
+const retryOf = (attempt: Attempt): Attempt => ({ ...attempt, n: attempt.n + 1 })
+
+/**
+ * The general checkout: a closed pool fails, an idle connection is taken when nobody waits (and validated), else
+ * admission is asked and the checkout parks.
+ *
+ * @internal
+ */
+export const acquireSlow = <C, E>(pool: PoolImpl<C, E>, attempt: Attempt): Effect.Effect<Item<C>, E | PoolError> => {
   if (pool.closed) return Effect.fail(new PoolClosedError({ pool: pool.name }))
-  if (attempt > 0 && pool.now() >= deadline) return Effect.fail(timedOut(pool, arrivedAt, timeoutMillis, "wait"))
+  if (attempt.n > 0 && pool.now() >= attempt.deadline) {
+    return Effect.fail(timedOut(pool, attempt.arrivedAt, attempt.timeoutMillis, "wait"))
+  }
   if (pool.queue.length === 0) {
     const item = takeIdle(pool)
     if (item !== undefined) {
       pool.gauges()
       return pool.slowCheckout
-        ? validate(pool, item, restore, attempt, arrivedAt, deadline, timeoutMillis)
+        ? validate(pool, item, attempt)
         : Effect.succeed(item)
     }
   }
   const refused = admit(pool)
   if (refused !== undefined) return refused
-  return park(pool, restore, attempt, arrivedAt, deadline, timeoutMillis)
+  return park(pool, attempt)
 }
 
 /** Admission: the first policy that refuses a checkout about to park fails it at once (a throw is a defect). */
@@ -106,16 +125,16 @@ const admit = <C, E>(pool: PoolImpl<C, E>): Effect.Effect<never, PoolError> | un
  */
 export const enqueueWaiter = <C, E>(
   pool: PoolImpl<C, E>,
-  attempt: number,
   arrivedAt: number,
   deadline: number,
-  timeoutMillis: number
+  timeoutMillis: number,
+  retry: boolean
 ): Waiter<C> | PoolExhaustedError => {
   if (pool.queue.length >= pool.maxWaiters) {
     return new PoolExhaustedError({ pool: pool.name, maxWaiters: pool.maxWaiters, stats: pool.stats() })
   }
   const waiter = new Waiter<C>(arrivedAt, deadline, timeoutMillis, currentFiber())
-  enqueue(pool, waiter, attempt > 0)
+  enqueue(pool, waiter, retry)
   pump(pool)
   pool.gauges()
   return waiter
@@ -130,25 +149,18 @@ const waitFor = <C, E>(pool: PoolImpl<C, E>, waiter: Waiter<C>): Effect.Effect<I
   return pool.traceWaits ? Effect.withSpan(wait, "db.client.connection.wait", pool.waitSpan) : wait
 }
 
-const park = <C, E>(
-  pool: PoolImpl<C, E>,
-  restore: Restore,
-  attempt: number,
-  arrivedAt: number,
-  deadline: number,
-  timeoutMillis: number
-): Effect.Effect<Item<C>, E | PoolError> => {
-  const waiter = enqueueWaiter(pool, attempt, arrivedAt, deadline, timeoutMillis)
+const park = <C, E>(pool: PoolImpl<C, E>, attempt: Attempt): Effect.Effect<Item<C>, E | PoolError> => {
+  const waiter = enqueueWaiter(pool, attempt.arrivedAt, attempt.deadline, attempt.timeoutMillis, attempt.n > 0)
   if (!(waiter instanceof Waiter)) return Effect.fail(waiter)
   // The waiter is queued while uninterruptible and the clean-up is installed outside `restore`, so an interruption
   // can only land once the clean-up is in place; it then decides, in one place, whether to leave the queue or to
   // give back a connection that was handed over at the same moment.
   const waited = Effect.catchAllCause(
-    restore(waitFor(pool, waiter)),
+    attempt.restore(waitFor(pool, waiter)),
     (cause) => Effect.zipRight(cancel(pool, waiter), Effect.failCause(cause))
   )
   return pool.slowCheckout ?
-    Effect.flatMap(waited, (item) => validate(pool, item, restore, attempt, arrivedAt, deadline, timeoutMillis)) :
+    Effect.flatMap(waited, (item) => validate(pool, item, attempt)) :
     waited
 }
 
@@ -167,8 +179,9 @@ export const useParked = <C, E, A, E2, R>(
 ): Effect.Effect<A, E | E2 | PoolError, R> => {
   const refused = admit(pool)
   if (refused !== undefined) return refused
+  // no `Attempt` here: the parked `use` is the contended hot path, and a retry never comes back to it
   const now = pool.now()
-  const waiter = enqueueWaiter(pool, 0, now, deadlineOf(now, timeoutMillis), timeoutMillis)
+  const waiter = enqueueWaiter(pool, now, deadlineOf(now, timeoutMillis), timeoutMillis, false)
   if (!(waiter instanceof Waiter)) return Effect.fail(waiter)
   let token = 0
   return Effect.matchCauseEffect(
@@ -241,12 +254,9 @@ class ValidationTimeout {
 export const validate = <C, E>(
   pool: PoolImpl<C, E>,
   item: Item<C>,
-  restore: Restore,
-  attempt: number,
-  arrivedAt: number,
-  deadline: number,
-  timeoutMillis: number
+  attempt: Attempt
 ): Effect.Effect<Item<C>, E | PoolError> => {
+  const { arrivedAt, deadline, timeoutMillis } = attempt
   const now = pool.now()
   let checks: Effect.Effect<void, unknown> | undefined = pool.checkoutHooks.length === 0 ?
     undefined :
@@ -275,14 +285,14 @@ export const validate = <C, E>(
     pool.checkouts--
     return Effect.zipRight(
       closeItem(pool, item, "invalidated"),
-      Effect.suspend(() => acquireSlow(pool, restore, attempt + 1, arrivedAt, deadline, timeoutMillis))
+      Effect.suspend(() => acquireSlow(pool, retryOf(attempt)))
     )
   }
   const bounded = deadline === Infinity ? checks : Effect.timeoutFail(checks, {
     duration: Math.max(0, deadline - now),
     onTimeout: () => new ValidationTimeout()
   })
-  return Effect.matchCauseEffect(restore(bounded), {
+  return Effect.matchCauseEffect(attempt.restore(bounded), {
     // invalidated while it was being checked (the driver saw it die): never lent, the checkout goes on
     onSuccess: () => isLost(item) ? retryAfterLoss() : logged,
     onFailure: (cause) => {
@@ -300,9 +310,9 @@ export const validate = <C, E>(
       const rejection = Option.isSome(failure) ? failure.value : Cause.squash(cause)
       return Effect.zipRight(
         closeRejected(pool, item, cause),
-        attempt + 1 >= pool.maxCheckoutAttempts ?
-          Effect.fail(new PoolCheckoutRejectedError({ pool: pool.name, attempts: attempt + 1, cause: rejection })) :
-          Effect.suspend(() => acquireSlow(pool, restore, attempt + 1, arrivedAt, deadline, timeoutMillis))
+        attempt.n + 1 >= pool.maxCheckoutAttempts ?
+          Effect.fail(new PoolCheckoutRejectedError({ pool: pool.name, attempts: attempt.n + 1, cause: rejection })) :
+          Effect.suspend(() => acquireSlow(pool, retryOf(attempt)))
       )
     }
   })

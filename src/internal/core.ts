@@ -16,10 +16,10 @@ import type { PoolStats } from "../PoolError.js"
 import type * as config from "./config.js"
 import * as driver from "./driver.js"
 import { Feed, log } from "./events.js"
-import { IdleList } from "./idle.js"
 import { Counts, type Item, MAINTAINED, PREPARING } from "./item.js"
+import { List } from "./list.js"
 import * as metrics from "./metrics.js"
-import { DeadlineHeap, WaiterQueue } from "./waiters.js"
+import { DeadlineHeap, type Waiter } from "./waiters.js"
 
 /** Effect's built-in tracer, which exports spans nowhere: with it installed, waits are measured by a histogram only. */
 const defaultTracer: Tracer.Tracer = Effect.runSync(Effect.tracer)
@@ -81,8 +81,10 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
 
   // state
   readonly counts = new Counts()
-  readonly idle = new IdleList<C>()
-  readonly queue = new WaiterQueue<C>()
+  /** The idle connections, oldest first. */
+  readonly idle = new List<Item<C>>()
+  /** The waiters, in arrival order (a retry after a rejection goes to the front: it arrived before everyone). */
+  readonly queue = new List<Waiter<C>>()
   readonly deadlines = new DeadlineHeap<C>()
   /** Every connection established and not yet closing, for the forced close at shutdown and lookups. */
   readonly items = new Set<Item<C>>()

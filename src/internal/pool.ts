@@ -17,7 +17,7 @@ import type * as PoolTypes from "../Pool.js"
 import { type PoolConfigError, type PoolError, type PoolStats, PoolUsageError } from "../PoolError.js"
 import type * as PoolEvent from "../PoolEvent.js"
 import { attach, isFull, release, run } from "./checkin.js"
-import { acquireSlow, deadlineOf, type Restore, tryTake, useParked } from "./checkout.js"
+import { acquireSlow, firstAttempt, type Restore, tryTake, useParked } from "./checkout.js"
 import * as config from "./config.js"
 import { pump } from "./connector.js"
 import { currentFiber, PoolImpl, TypeId } from "./core.js"
@@ -110,8 +110,7 @@ const timeoutOf = <C, E>(pool: PoolImpl<C, E>, options: PoolTypes.CheckoutOption
 
 /** Checks out through the general path: admission, queueing and validation, with this checkout's deadline. */
 const acquire = <C, E>(pool: PoolImpl<C, E>, restore: Restore, timeoutMillis: number) => {
-  const now = pool.now()
-  return acquireSlow(pool, restore, 0, now, deadlineOf(now, timeoutMillis), timeoutMillis)
+  return acquireSlow(pool, firstAttempt(restore, pool.now(), timeoutMillis))
 }
 
 /** @internal */

@@ -15,7 +15,8 @@ import { DONE, GRANTED, type Waiter } from "./waiters.js"
 
 /** @internal */
 export const enqueue = <C, E>(pool: PoolImpl<C, E>, waiter: Waiter<C>, front: boolean): void => {
-  pool.queue.push(waiter, front)
+  if (front) pool.queue.unshift(waiter)
+  else pool.queue.push(waiter)
   if (waiter.deadline !== Infinity) {
     pool.deadlines.insert(waiter)
     if (waiter.deadline < pool.reaperTarget) wakeReaper(pool)

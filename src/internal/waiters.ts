@@ -51,42 +51,6 @@ export class Waiter<C> {
 }
 
 /**
- * The waiters in arrival order (FIFO).
- *
- * @internal
- */
-export class WaiterQueue<C> {
-  head: Waiter<C> | undefined = undefined
-  tail: Waiter<C> | undefined = undefined
-  length = 0
-
-  /** Queues at the back, or at the front for a retry after a rejection (it arrived before everyone queued). */
-  push(waiter: Waiter<C>, front: boolean): void {
-    if (this.head === undefined) {
-      this.head = this.tail = waiter
-    } else if (front) {
-      waiter.next = this.head
-      this.head.prev = waiter
-      this.head = waiter
-    } else {
-      waiter.prev = this.tail
-      this.tail!.next = waiter
-      this.tail = waiter
-    }
-    this.length++
-  }
-
-  remove(waiter: Waiter<C>): void {
-    if (waiter.prev !== undefined) waiter.prev.next = waiter.next
-    else this.head = waiter.next
-    if (waiter.next !== undefined) waiter.next.prev = waiter.prev
-    else this.tail = waiter.prev
-    waiter.prev = waiter.next = undefined
-    this.length--
-  }
-}
-
-/**
  * The waiters with a finite deadline, as a binary min-heap on the deadline: per-call timeouts and retries keep
  * their own deadlines, so arrival order is not deadline order. Waiters that arrive with the pool's timeout come in
  * deadline order, so their insertion does not move anything.
