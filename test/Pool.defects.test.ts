@@ -15,7 +15,7 @@ import * as Policy from "../src/Policy.js"
 import * as Pool from "../src/Pool.js"
 import { ConnectionRejected, type PoolStats } from "../src/PoolError.js"
 import { listenerKey, type PoolEvent } from "../src/PoolEvent.js"
-import { advanceBy, closeWithin, failureOf, isolated, pollExit, spawn } from "./utils/defects.js"
+import { advanceBy, closeWithin, collectingLogger, failureOf, isolated, pollExit, spawn } from "./utils/defects.js"
 import { memoryPool, settle, uniqueName } from "./utils/pool.js"
 
 /** A checkout policy whose validation never answers (a ping to a blackholed connection, without a timeout). */
@@ -637,10 +637,7 @@ describe("Pool defects", () => {
       "defect 13: checkouts against a database that refuses connects make connect attempts on a backoff, each failing typed",
       () =>
         Effect.gen(function*() {
-          const logs: Array<string> = []
-          const logger = Logger.make(({ message }) => {
-            logs.push(Array.isArray(message) ? message.map(String).join(" ") : String(message))
-          })
+          const { logger, logs } = collectingLogger()
           yield* Effect.gen(function*() {
             const [{ db, pool }] = yield* isolated(memoryPool({
               size: 5,
@@ -700,10 +697,7 @@ describe("Pool defects", () => {
       "defect 13: with min 0, a connect that fails after its checkout timed out logs nothing about refilling to min",
       () =>
         Effect.gen(function*() {
-          const logs: Array<string> = []
-          const logger = Logger.make(({ message }) => {
-            logs.push(Array.isArray(message) ? message.map(String).join(" ") : String(message))
-          })
+          const { logger, logs } = collectingLogger()
           yield* Effect.gen(function*() {
             const [{ db, pool }] = yield* isolated(memoryPool({
               size: 1,

@@ -2,7 +2,7 @@
  * Helpers for the regression tests of the core's known defects: pools in a scope of their own (so that a test can
  * close a pool whose shutdown hangs without hanging itself), bounded closing under `TestClock`, and polling fibers.
  */
-import { Cause, Duration, Effect, Exit, Fiber, Option, Scope, TestClock } from "effect"
+import { Cause, Duration, Effect, Exit, Fiber, Logger, Option, Scope, TestClock } from "effect"
 import { settle } from "./pool.js"
 
 /**
@@ -66,3 +66,12 @@ export const pollExit = <A, E>(fiber: Fiber.Fiber<A, E>): Effect.Effect<Exit.Exi
 /** The typed failure of an exit, `undefined` for a success, a defect or an interruption. */
 export const failureOf = <A, E>(exit: Exit.Exit<A, E>): E | undefined =>
   Exit.isFailure(exit) ? Option.getOrUndefined(Cause.failureOption(exit.cause)) : undefined
+
+/** A logger that keeps the text of every message it is given, for tests that read what the pool logged. */
+export const collectingLogger = () => {
+  const logs: Array<string> = []
+  const logger = Logger.make(({ message }) => {
+    logs.push(Array.isArray(message) ? message.map(String).join(" ") : String(message))
+  })
+  return { logs, logger } as const
+}
