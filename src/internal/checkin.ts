@@ -3,7 +3,6 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
 import type * as PoolEvent from "../PoolEvent.js"
-import { pump } from "./connector.js"
 import type { PoolImpl } from "./core.js"
 import { call, chainHooks, HookContextImpl, prepareHook, ReturnContextImpl, returnHook } from "./hooks.js"
 import { IDLE, type Item, LENT, moveTo, PREPARING, RETURNING } from "./item.js"
@@ -245,6 +244,3 @@ export const offer = <C, E>(pool: PoolImpl<C, E>, item: Item<C>, now?: number): 
 export const isFull = <C, E>(pool: PoolImpl<C, E>, item: Item<C>): boolean =>
   pool.queue.head === undefined && pool.idle.length >= pool.size && !pool.closed &&
   staleReason(pool, item) === undefined
-
-/** @internal */
-export const refill = <C, E>(pool: PoolImpl<C, E>): void => pump(pool)

@@ -39,19 +39,6 @@ export const DETACHED = 8
 /** @internal */
 export type ItemState = 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8
 
-/** @internal */
-export const stateNames = [
-  "connecting",
-  "idle",
-  "lent",
-  "returning",
-  "preparing",
-  "maintained",
-  "closing",
-  "closed",
-  "detached"
-] as const
-
 /**
  * A connection's record: what listeners, policies, drivers and `Pool.record` see. It holds no reference to the
  * connection, its scope or the pool, so nothing reachable from it leads to a secret.
