@@ -670,6 +670,30 @@ describe("Pool", () => {
   })
 
   describe("events and listeners", () => {
+    it.live("a checkout listener may check out a connection of the same pool, whatever the timeout", () =>
+      Effect.gen(function*() {
+        let next = 0
+        const pool = yield* Pool.make({
+          name: uniqueName("reentrant"),
+          acquire: Effect.sync(() => ({ id: ++next })),
+          size: 2,
+          maxOverflow: 0,
+          timeout: "500 millis"
+        })
+        let depth = 0
+        let inner: number | undefined
+        yield* Pool.listen(pool, {
+          checkout: () =>
+            depth++ > 0 ? Effect.void : Effect.asVoid(
+              Effect.ignore(Pool.use(pool, (c) => Effect.sync(() => (inner = c.id))))
+            )
+        })
+        const outer = yield* Pool.use(pool, (c) => Effect.succeed(c.id))
+        assert.isDefined(inner)
+        assert.notStrictEqual(inner, outer)
+        assert.deepStrictEqual((yield* Pool.stats(pool)).closedBy, {})
+      }).pipe(Effect.scoped))
+
     it.scoped("streams every lifecycle event", () =>
       Effect.gen(function*() {
         const { pool } = yield* memoryPool({ size: 0, maxOverflow: 1 })

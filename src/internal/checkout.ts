@@ -227,13 +227,16 @@ export const cancel = <C, E>(pool: PoolImpl<C, E>, waiter: Waiter<C>): Effect.Ef
   return Effect.void
 }
 
-/** Undoes a lending nobody used (a cancelled hand-off): the connection goes back as it came. */
+/**
+ * Undoes a lending nobody used (a cancelled hand-off): the connection goes back as it came, unless the pool closed
+ * it meanwhile (a reclaim or a hard invalidation of the lent connection), which leaves nothing to give back.
+ */
 const giveBack = <C, E>(pool: PoolImpl<C, E>, item: Item<C>): Effect.Effect<void> => {
   pool.checkouts--
   item.record.uses--
   item.borrowed = false
   item.holder = undefined
-  return offer(pool, item)
+  return item.state === LENT ? offer(pool, item) : Effect.void
 }
 
 /** Closed or invalidated underneath its validation (the driver saw it die meanwhile). */

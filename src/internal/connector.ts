@@ -202,7 +202,9 @@ const connectFailed = <C, E>(
   // detached first: leaving the queue hands a waiter's task to another waiter, and this one has ended
   const waiter = detachTask(pool, task)
   if (waiter !== undefined && !interrupted) reject(pool, waiter, Effect.failCause(cause))
-  if (!interrupted && !pool.closed) backOff(pool, cause)
+  // a connect interrupted while the pool is open (a driver or wrap that interrupts itself) backs off too, or the
+  // next would start at once, and so on for ever
+  if (!pool.closed) backOff(pool, cause)
   pump(pool)
   pool.gauges()
   pool.checkDrained()
@@ -229,25 +231,28 @@ const backOff = <C, E>(pool: PoolImpl<C, E>, cause: Cause.Cause<unknown>): void 
   if (pool.backingOff) return
   pool.backingOff = true
   const schedule = pool.backoff
-  pool.fork(
-    Effect.flatMap(Clock.currentTimeMillis, (now) =>
-      Effect.flatMap(
-        Effect.flatMap(schedule.step(now, cause, pool.backoffState), (step) =>
-          step[2]._tag === "Done" ?
-            // an exhausted schedule starts over, so a finite one never leaves the pool without a delay
-            schedule.step(now, cause, schedule.initial) :
-            Effect.succeed(step)),
-        ([state, _, decision]) => {
-          pool.backoffState = state
-          const delay = decision._tag === "Done" ? 0 : Math.max(0, Intervals.start(decision.intervals) - now)
-          return Effect.ensuring(
-            Effect.sleep(delay),
-            Effect.sync(() => {
-              pool.backingOff = false
-              pump(pool)
-            })
-          )
-        }
-      ))
-  )
+  const delay = Effect.flatMap(Clock.currentTimeMillis, (now) =>
+    Effect.flatMap(
+      Effect.flatMap(schedule.step(now, cause, pool.backoffState), (step) =>
+        step[2]._tag === "Done" ?
+          // an exhausted schedule starts over, so a finite one never leaves the pool without a delay
+          schedule.step(now, cause, schedule.initial) :
+          Effect.succeed(step)),
+      ([state, _, decision]) => {
+        pool.backoffState = state
+        return Effect.sleep(decision._tag === "Done" ? 0 : Math.max(0, Intervals.start(decision.intervals) - now))
+      }
+    ))
+  // whatever the schedule does (a user's schedule may die), the hold ends and connects resume
+  pool.fork(Effect.ensuring(
+    Effect.catchAllCause(
+      delay,
+      (cause) =>
+        Cause.isInterruptedOnly(cause) ? Effect.void : Effect.logWarning("the connect backoff schedule failed", cause)
+    ),
+    Effect.sync(() => {
+      pool.backingOff = false
+      pump(pool)
+    })
+  ))
 }

@@ -1,4 +1,5 @@
 import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
 import * as Queue from "effect/Queue"
 import type { ConnectionRecord } from "../ConnectionRecord.js"
 import type { ConnectionRejected } from "../PoolError.js"
@@ -18,6 +19,13 @@ export interface Registration<C> {
   readonly listeners: PoolEvent.Listeners<C> | undefined
   readonly queue: Queue.Queue<PoolEvent.PoolEvent<C>> | undefined
 }
+
+/**
+ * Which feed's turn the running fiber holds: set while it delivers, and inherited by the fibers it forks (a
+ * checkout's validation runs in a child fiber when it has a deadline), so that a listener checking out a connection
+ * of the same pool delivers that checkout inside the turn it already holds.
+ */
+const holdingTurn = FiberRef.unsafeMake<object | undefined>(undefined)
 
 /**
  * The pool's one ordered event feed. Every event is delivered when its step runs (never when the effect is
@@ -87,7 +95,10 @@ export class Feed<C> {
     if (this.pending.length > 0) {
       const event = this.pending.shift() as PoolEvent.PoolEvent<C>
       const before = this.pending.shift() as number
-      return Effect.zipRight(this.deliver(event, before), Effect.suspend(() => this.drainStep()))
+      return Effect.zipRight(
+        Effect.locally(this.deliver(event, before), holdingTurn, this),
+        Effect.suspend(() => this.drainStep())
+      )
     }
     const next = this.checkoutsWaiting.shift()
     if (next !== undefined) next()
@@ -131,10 +142,14 @@ export class Feed<C> {
    * called (SQLAlchemy stops at the listener that raises); subscribers' buffers all get the event.
    */
   checkout(event: PoolEvent.Checkout<C>, before: number): Effect.Effect<void, unknown> {
+    return Effect.flatMap(FiberRef.get(holdingTurn), (holding) =>
+      // a listener checking out a connection delivers its checkout within the turn it runs in
+      holding === this ? this.deliverCheckout(event, before) : this.checkoutInTurn(event, before))
+  }
+
+  private checkoutInTurn(event: PoolEvent.Checkout<C>, before: number): Effect.Effect<void, unknown> {
     return Effect.uninterruptibleMask((restore) => {
       const me: object = currentFiber() ?? this
-      // a listener checking out a connection delivers its checkout within its own turn
-      if (this.turn === me) return restore(this.deliverCheckout(event, before))
       if (this.turn === undefined) {
         this.turn = me
         return Effect.ensuring(restore(this.deliverCheckout(event, before)), this.drain)
@@ -162,26 +177,28 @@ export class Feed<C> {
   }
 
   private deliverCheckout(event: PoolEvent.Checkout<C>, before: number): Effect.Effect<void, unknown> {
-    return Effect.suspend(() => {
-      let effect: Effect.Effect<void, ConnectionRejected> | undefined
-      for (const registration of this.registrations) {
-        // registered after the lending (while a validation ran): it will not hear the checkin either
-        if (registration.seq >= before) continue
-        if (registration.queue !== undefined) {
-          const queue = registration.queue
-          const offer = Effect.sync(() => {
-            if (!queue.unsafeOffer(event)) this.dropped++
-          })
-          effect = effect === undefined ? offer : Effect.zipRight(effect, offer)
-          continue
-        }
-        const handler = registration.listeners!.checkout
-        if (handler === undefined) continue
-        const step = Effect.suspend(() => handler(event))
-        effect = effect === undefined ? step : Effect.zipRight(effect, step)
+    return Effect.locally(Effect.suspend(() => this.checkoutSteps(event, before)), holdingTurn, this)
+  }
+
+  private checkoutSteps(event: PoolEvent.Checkout<C>, before: number): Effect.Effect<void, unknown> {
+    let effect: Effect.Effect<void, ConnectionRejected> | undefined
+    for (const registration of this.registrations) {
+      // registered after the lending (while a validation ran): it will not hear the checkin either
+      if (registration.seq >= before) continue
+      if (registration.queue !== undefined) {
+        const queue = registration.queue
+        const offer = Effect.sync(() => {
+          if (!queue.unsafeOffer(event)) this.dropped++
+        })
+        effect = effect === undefined ? offer : Effect.zipRight(effect, offer)
+        continue
       }
-      return effect ?? Effect.void
-    })
+      const handler = registration.listeners!.checkout
+      if (handler === undefined) continue
+      const step = Effect.suspend(() => handler(event))
+      effect = effect === undefined ? step : Effect.zipRight(effect, step)
+    }
+    return effect ?? Effect.void
   }
 }
 
