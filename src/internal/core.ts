@@ -16,7 +16,7 @@ import type { PoolStats } from "../PoolError.js"
 import type * as config from "./config.js"
 import * as driver from "./driver.js"
 import { Feed, log } from "./events.js"
-import { Counts, type Item, MAINTAINED, PREPARING } from "./item.js"
+import { Counts, type Item } from "./item.js"
 import { List } from "./list.js"
 import * as metrics from "./metrics.js"
 import { DeadlineHeap, type Waiter } from "./waiters.js"
@@ -232,7 +232,7 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
       open: counts.open,
       opening: counts.connecting,
       idle: this.idle.length,
-      maintained: counts.byState[MAINTAINED]! + counts.byState[PREPARING]!,
+      maintained: counts.inUpkeep,
       inUse: counts.inUse,
       waiting: this.queue.length,
       overflow: counts.live - this.size,

@@ -112,7 +112,7 @@ export class Feed<C> {
     for (const registration of this.registrations) {
       if (registration.seq >= before) continue
       if (registration.queue !== undefined) {
-        if (!registration.queue.unsafeOffer(event)) this.dropped++
+        this.push(registration.queue, event)
         continue
       }
       const handler = registration.listeners![key] as
@@ -128,11 +128,16 @@ export class Feed<C> {
     return effect ?? Effect.void
   }
 
+  /** Offers to a subscriber's buffer; a full buffer drops the event, and the drop is counted. */
+  private push(queue: Queue.Queue<PoolEvent.PoolEvent<C>>, event: PoolEvent.PoolEvent<C>): void {
+    if (!queue.unsafeOffer(event)) this.dropped++
+  }
+
   /** Delivers an event that no listener handles to the subscribers' buffers, now. */
   offer(event: PoolEvent.PoolEvent<C>, before = Infinity): void {
     for (const registration of this.registrations) {
       if (registration.seq >= before) continue
-      if (registration.queue !== undefined && !registration.queue.unsafeOffer(event)) this.dropped++
+      if (registration.queue !== undefined) this.push(registration.queue, event)
     }
   }
 
@@ -187,9 +192,7 @@ export class Feed<C> {
       if (registration.seq >= before) continue
       if (registration.queue !== undefined) {
         const queue = registration.queue
-        const offer = Effect.sync(() => {
-          if (!queue.unsafeOffer(event)) this.dropped++
-        })
+        const offer = Effect.sync(() => this.push(queue, event))
         effect = effect === undefined ? offer : Effect.zipRight(effect, offer)
         continue
       }

@@ -130,9 +130,13 @@ export class Counts {
   get inUse(): number {
     return this.byState[LENT]! + this.byState[RETURNING]!
   }
-  /** In the pool, lendable now or after upkeep: idle, maintained (a background pass) or preparing. */
+  /** Held by upkeep for a moment: a background pass (maintained) or a preparation. */
+  get inUpkeep(): number {
+    return this.byState[MAINTAINED]! + this.byState[PREPARING]!
+  }
+  /** In the pool, lendable now or after upkeep. */
   get inPool(): number {
-    return this.byState[IDLE]! + this.byState[MAINTAINED]! + this.byState[PREPARING]!
+    return this.byState[IDLE]! + this.inUpkeep
   }
 }
 

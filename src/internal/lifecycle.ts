@@ -35,6 +35,12 @@ import { reject, stopReaper } from "./queue.js"
 const asCloseReason = (reason: string): PoolEvent.CloseReason =>
   (closeReasons as ReadonlyArray<string>).includes(reason) ? reason as PoolEvent.CloseReason : "rejected"
 
+/** Closes a connection's scope (the driver's close); a failure is logged, never thrown. */
+const closeScope = <C>(item: Item<C>, warning: string): Effect.Effect<void> =>
+  item.scope === undefined ?
+    Effect.void :
+    Effect.catchAllCause(Scope.close(item.scope, Exit.void), (cause) => Effect.logWarning(warning, cause))
+
 /**
  * Closes a connection exactly once; its slot is freed when the close completes.
  *
@@ -53,10 +59,7 @@ export const closeItem = <C, E>(
   pool.gauges()
   return Effect.uninterruptible(
     Effect.zipRight(
-      Effect.catchAllCause(
-        item.scope === undefined ? Effect.void : Scope.close(item.scope, Exit.void),
-        (cause) => Effect.logWarning("closing a connection failed", cause)
-      ),
+      closeScope(item, "closing a connection failed"),
       Effect.suspend(() => {
         moveTo(pool.counts, item, CLOSED)
         pool.closedCount++
@@ -99,12 +102,16 @@ export const closeRejected = <C, E>(
  */
 export const unsafeInvalidate = <C, E>(pool: PoolImpl<C, E>, item: Item<C>, cause: unknown, soft: boolean): void => {
   if (isGone(item.state) || item.invalidated) return
-  if (item.state === CONNECTING) {
-    item.invalidated = true
-    item.invalidateCause = cause
-    return
-  }
-  pool.fork(invalidateItem(pool, item, cause, soft))
+  // no fiber for a connection still connecting: marking it is all there is to do
+  if (item.state === CONNECTING) markConnecting(item, cause, soft)
+  else pool.fork(invalidateItem(pool, item, cause, soft))
+}
+
+/** A connection invalidated while it connects is closed (and counted) once its connect completes. */
+const markConnecting = <C>(item: Item<C>, cause: unknown, soft: boolean): void => {
+  if (soft) item.soft = true
+  else item.invalidated = true
+  item.invalidateCause = cause
 }
 
 /**
@@ -123,9 +130,7 @@ export const invalidateItem = <C, E>(
   Effect.suspend(() => {
     if (isGone(item.state)) return Effect.void
     if (item.state === CONNECTING) {
-      if (soft) item.soft = true
-      else item.invalidated = true
-      item.invalidateCause = cause
+      markConnecting(item, cause, soft)
       return Effect.void
     }
     const event: PoolEvent.PoolEvent<C> = soft ?
@@ -172,10 +177,7 @@ export const detach = <C, E>(pool: PoolImpl<C, E>, item: Item<C>): Effect.Effect
       pump(pool)
       pool.checkDrained()
       const closeDetached = Effect.zipRight(
-        Effect.catchAllCause(
-          item.scope === undefined ? Effect.void : Scope.close(item.scope, Exit.void),
-          (cause) => Effect.logWarning("closing a detached connection failed", cause)
-        ),
+        closeScope(item, "closing a detached connection failed"),
         pool.feed.emit({ _tag: "CloseDetached", pool: pool.name, record: item.record, connection: item.connection })
       )
       return Effect.zipRight(

@@ -109,8 +109,21 @@ const timeoutOf = <C, E>(pool: PoolImpl<C, E>, options: PoolTypes.CheckoutOption
   options?.timeout === undefined ? pool.timeoutMillis : Duration.toMillis(Duration.decode(options.timeout))
 
 /** Checks out through the general path: admission, queueing and validation, with this checkout's deadline. */
-const acquire = <C, E>(pool: PoolImpl<C, E>, restore: Restore, timeoutMillis: number) => {
-  return acquireSlow(pool, firstAttempt(restore, pool.now(), timeoutMillis))
+const acquire = <C, E>(pool: PoolImpl<C, E>, restore: Restore, timeoutMillis: number) =>
+  acquireSlow(pool, firstAttempt(restore, pool.now(), timeoutMillis))
+
+/**
+ * Checks out (the fast path when it applies, else the general one) and continues with `k`: `get` and `checkout`.
+ * It reads the pool's state when called, so call it inside the mask's body.
+ */
+const checkoutThen = <C, E, A>(
+  pool: PoolImpl<C, E>,
+  restore: Restore,
+  options: PoolTypes.CheckoutOptions | undefined,
+  k: (item: Item<C>) => Effect.Effect<A>
+): Effect.Effect<A, E | PoolError> => {
+  const item = tryTake(pool)
+  return item !== undefined ? k(item) : Effect.flatMap(acquire(pool, restore, timeoutOf(pool, options)), k)
 }
 
 /** @internal */
@@ -135,7 +148,7 @@ export const use: {
   return Effect.uninterruptibleMask((restore) => {
     const item = tryTake(pool)
     if (item !== undefined) return run(pool, item, restore, f)
-    const timeoutMillis = options === undefined ? pool.timeoutMillis : timeoutOf(pool, options)
+    const timeoutMillis = timeoutOf(pool, options)
     // Past `tryTake`, an open pool with nothing to check on checkout can only wait (no idle connection is left, or
     // someone waits already): that wait takes the combined path. A closed pool or checkout checks take the general one.
     return pool.closed || pool.slowCheckout
@@ -151,12 +164,7 @@ export const get = <C, E>(
 ): Effect.Effect<C, E | PoolError, Scope.Scope> => {
   const pool = impl(self)
   return Effect.uninterruptibleMask((restore) =>
-    Effect.flatMap(Effect.scope, (scope) => {
-      const item = tryTake(pool)
-      return item !== undefined ?
-        attach(pool, scope, item) :
-        Effect.flatMap(acquire(pool, restore, timeoutOf(pool, options)), (item) => attach(pool, scope, item))
-    })
+    Effect.flatMap(Effect.scope, (scope) => checkoutThen(pool, restore, options, (item) => attach(pool, scope, item)))
   )
 }
 
@@ -180,12 +188,9 @@ export const checkout = <C, E>(
   options?: PoolTypes.CheckoutOptions
 ): Effect.Effect<PoolTypes.Lease<C>, E | PoolError> => {
   const pool = impl(self)
-  return Effect.uninterruptibleMask((restore) => {
-    const item = tryTake(pool)
-    return item !== undefined ?
-      Effect.succeed(new LeaseImpl(pool, item, item.token)) :
-      Effect.map(acquire(pool, restore, timeoutOf(pool, options)), (item) => new LeaseImpl(pool, item, item.token))
-  })
+  return Effect.uninterruptibleMask((restore) =>
+    checkoutThen(pool, restore, options, (item) => Effect.succeed(new LeaseImpl(pool, item, item.token)))
+  )
 }
 
 /** @internal */
