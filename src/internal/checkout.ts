@@ -273,9 +273,14 @@ export const validate = <C, E>(
     }
     if (checks === undefined && pool.feed.checkoutListeners === 0) {
       // only subscribers hear it: delivered now, nothing to wait for
+      item.heardUpTo = pool.feed.nextSeq
       pool.feed.offer(event, item.heardUpTo)
     } else {
-      const heard = pool.feed.checkout(event, item.heardUpTo)
+      // the registrations there are when the checkout is delivered hear it, and they alone hear its checkin
+      const heard = Effect.suspend(() => {
+        item.heardUpTo = pool.feed.nextSeq
+        return pool.feed.checkout(event, item.heardUpTo)
+      })
       // a connection lost while the policies checked it is not announced as lent
       const announce = checks === undefined ? heard : Effect.suspend(() => isLost(item) ? Effect.void : heard)
       checks = checks === undefined ? heard : Effect.zipRight(checks, announce)

@@ -105,7 +105,10 @@ export class Item<C> {
   holder: Fiber.RuntimeFiber<unknown, unknown> | undefined = undefined
   /** Where it was checked out (a stack or a span), when the pool was asked to record it. */
   trace: string | undefined = undefined
-  /** The event feed's registration sequence when it was lent: later registrations did not hear its checkout. */
+  /**
+   * The event feed's registration sequence when this lending's `Checkout` was delivered (`0` while it was not):
+   * registrations made later did not hear the checkout, so they do not hear its checkin.
+   */
   heardUpTo = 0
   constructor(readonly record: RecordImpl) {}
 }

@@ -37,8 +37,7 @@ export const unlink = <C, E>(pool: PoolImpl<C, E>, waiter: Waiter<C>): void => {
 }
 
 /**
- * Lends a connection: the one place an item becomes `lent`, with its holder, its use count and the feed's
- * sequence (registrations made later did not hear this checkout, so they will not hear its checkin).
+ * Lends a connection: the one place an item becomes `lent`, with its holder and its use count.
  *
  * @internal
  */
@@ -52,7 +51,8 @@ export const lend = <C, E>(
   item.borrowed = true
   item.token++
   item.holder = holder
-  item.heardUpTo = pool.feed.nextSeq
+  // nobody has heard this lending until its `Checkout` is delivered (validate), so nobody hears its checkin yet
+  item.heardUpTo = 0
   const record = item.record
   record.uses++
   record.lastUsedAt = now

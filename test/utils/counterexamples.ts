@@ -149,5 +149,22 @@ export const counterexamples: ReadonlyArray<{ readonly name: string; readonly sc
         { _tag: "Validate", script: ["hang"] }
       ]
     }
+  },
+  {
+    name: "a listener registered while a waiter is parked hears no Checkin of the lending it never heard",
+    // law (found on the new core at 1,000 runs): the waiter parked while nobody listened, so its lending had no
+    // Checkout event; the listener registered meanwhile heard its Checkin all the same
+    scenario: {
+      ...base,
+      size: 0,
+      maxOverflow: 1,
+      commands: [
+        { _tag: "Acquire", work: "none" },
+        { _tag: "Acquire", work: "none" },
+        { _tag: "Listen", rejects: [] },
+        { _tag: "Invalidate", k: 0, soft: false },
+        { _tag: "Acquire", work: "none" }
+      ]
+    }
   }
 ]
