@@ -28,8 +28,24 @@ import type * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import type { ConnectionRecord } from "./ConnectionRecord.js"
 import type { ConnectContext, Driver } from "./Driver.js"
-import * as internal from "./internal/policy.js"
+import * as circuitBreakerInternal from "./internal/policies/circuitBreaker.js"
+import * as connectRetryInternal from "./internal/policies/connectRetry.js"
+import * as defaultsInternal from "./internal/policies/defaults.js"
+import * as firstConnectInternal from "./internal/policies/firstConnect.js"
+import * as idleTimeoutInternal from "./internal/policies/idleTimeout.js"
+import * as keepaliveInternal from "./internal/policies/keepalive.js"
+import * as leakDetectionInternal from "./internal/policies/leakDetection.js"
+import * as lifetimeInternal from "./internal/policies/lifetime.js"
+import * as livenessQueryInternal from "./internal/policies/livenessQuery.js"
+import * as internal from "./internal/policies/make.js"
+import * as maxUsesInternal from "./internal/policies/maxUses.js"
+import * as onConnectInternal from "./internal/policies/onConnect.js"
+import * as prePingInternal from "./internal/policies/prePing.js"
+import * as prepareOnReturnInternal from "./internal/policies/prepareOnReturn.js"
+import * as recycleInternal from "./internal/policies/recycle.js"
+import * as resetOnReturnInternal from "./internal/policies/resetOnReturn.js"
 import type { ConnectionRejected, PoolError, PoolStats } from "./PoolError.js"
+import type { CloseReason, PolicyEvent } from "./PoolEvent.js"
 
 /**
  * What a hook receives.
@@ -45,6 +61,11 @@ export interface HookContext<C, E> {
   readonly now: number
   /** Records that the connection was just validated (sets `record.lastValidatedAt`). */
   readonly markValidated: () => void
+  /**
+   * The pool's liveness check on this connection: the `liveness` hook of a policy that gives one
+   * (`Policy.livenessQuery`), else the driver's `ping`. Pre-ping and keepalive ping with it.
+   */
+  readonly ping: () => Effect.Effect<void, E>
 }
 
 /**
@@ -104,6 +125,24 @@ export interface PoolHandle<C, E> {
    * (reason `"reclaimed"`). `false` when it is no longer lent.
    */
   readonly reclaim: (record: ConnectionRecord) => Effect.Effect<boolean>
+  /** The records of the connections idle right now, oldest first (a snapshot; nothing is taken out). */
+  readonly idle: Effect.Effect<ReadonlyArray<ConnectionRecord>>
+  /**
+   * Closes a connection that is idle right now, with `reason` (`"expired"`, `"idle"`, ...): a lifetime policy
+   * retiring it in the background. `false` when it is not idle any more (lent meanwhile, or closed), which leaves it
+   * alone. Follow with `refill` to restore `min`.
+   */
+  readonly retire: (record: ConnectionRecord, reason: CloseReason) => Effect.Effect<boolean>
+  /**
+   * Opens one connection now and puts it in the pool (to a waiter, else idle): above `min`, within `max`, without
+   * waiting for the connect backoff's delay; a circuit breaker's probe. `false` when the pool is closed or has no
+   * room; fails with the connect's failure.
+   */
+  readonly connect: Effect.Effect<boolean, E | PoolError>
+  /** Emits a policy's event into the pool's one ordered feed (listeners and `Pool.events` subscribers hear it). */
+  emit(event: PolicyEvent<C>): Effect.Effect<void>
+  /** The pool's clock, in epoch milliseconds. */
+  readonly now: Effect.Effect<number>
 }
 
 /**
@@ -147,6 +186,11 @@ export interface Hooks<C, E> {
    * instead of queueing it (a circuit breaker that is open).
    */
   admit?(): PoolError | undefined
+  /**
+   * The liveness check every ping of the pool runs (`HookContext.ping`: pre-ping, keepalive), instead of the
+   * driver's `ping`. The last policy that gives one wins.
+   */
+  liveness?(context: HookContext<C, E>): Effect.Effect<void, E>
   /** Asks the pool to record where each connection is checked out: a stack, or the current span. */
   readonly traceCheckouts?: "stack" | "span" | undefined
   /** A fiber in the pool's scope, interrupted when the pool closes. */
@@ -199,53 +243,304 @@ export const stateful: <C, E = never, Commands = void>(
 ) => Policy<C, E, Commands> = internal.stateful
 
 /**
- * Reset on return (SQLAlchemy's `reset_on_return`): `"rollback"` (the default; ends any transaction the borrower
- * left open), `"commit"`, or `"none"`. A failed reset closes the connection, so the next borrower gets a clean one.
- * When the driver knows no transaction is open (`Driver.inTransaction` answers `false`: the `Pg` and `Sqlite` drivers
- * do), the reset sends nothing and costs no step of its own; listeners still hear a `Reset` event.
+ * What a reset on return does: `"rollback"` ends any transaction the borrower left open, `"commit"` commits it when
+ * the borrower's work succeeded (and rolls it back when it failed or was interrupted), `"none"` does nothing, and a
+ * function is a custom reset that receives the borrower's `Exit`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type ResetMode<C, E> =
+  | "rollback"
+  | "commit"
+  | "none"
+  | ((context: ReturnContext<C, E>) => Effect.Effect<void, unknown>)
+
+/**
+ * Reset on return (SQLAlchemy's `reset_on_return`), the return finalizer: runs once per return, before the
+ * connection can be lent again, aware of how the borrower's work ended. `"rollback"` (the default), `"commit"`,
+ * `"none"`, or a function of the `ReturnContext`. A reset that fails or takes longer than `timeout` (default 5
+ * seconds) closes the connection instead of pooling it dirty (close reason `resetFailed`). A successful reset emits
+ * a `Reset` event. When the driver knows no transaction is open (`Driver.inTransaction` answers `false`: the `Pg` and
+ * `Sqlite` drivers do), a rollback or commit sends nothing and costs no step of its own.
+ *
+ * Trade-off: `"rollback"` costs one round trip per return that left a transaction open, and nothing otherwise;
+ * `"none"` trusts every borrower.
  *
  * @since 0.1.0
  * @category policies
  */
-export const resetOnReturn: <C = never, E = never>(mode?: "rollback" | "commit" | "none") => Policy<C, E> =
-  internal.resetOnReturn
+export const resetOnReturn: <C = never, E = never>(
+  mode?: ResetMode<C, E>,
+  options?: { readonly timeout?: Duration.DurationInput | undefined }
+) => Policy<C, E> = resetOnReturnInternal.resetOnReturn
 
 /**
- * Pre-ping (SQLAlchemy's `pool_pre_ping`): pings each connection before lending it. A failed ping rejects the
- * connection; when the failure is a disconnect, every connection opened before it is invalidated too (a new
- * generation), since a restarted server dropped them all. The ping has its own `timeout` (default 5 seconds).
+ * Pre-ping (SQLAlchemy's `pool_pre_ping`): pings a connection before lending it, unless it was used or validated
+ * within `skipWithin` (default 500 ms, HikariCP's bypass window), with the pool's liveness check
+ * (`HookContext.ping`). The ping is bounded by its own `timeout` (default 5 seconds) and by the checkout's deadline.
+ * A ping that fails with a disconnect (`driver.isDisconnect`) invalidates every connection opened before it (a new
+ * generation: a restarted server dropped them all) and the checkout goes on with a fresh connection, so the caller
+ * sees no error; a ping that times out closes that connection and the checkout tries another; any other failure
+ * (a wrong liveness query, a permission error) fails the checkout with `PoolCheckoutRejectedError`, since another
+ * connection would only repeat it.
+ *
+ * Trade-off: one round trip per checkout of a connection idle longer than `skipWithin`, against never lending a dead
+ * connection. On by default.
  *
  * @since 0.1.0
  * @category policies
  */
 export const prePing: <C = never, E = never>(
-  options?: { readonly timeout?: Duration.DurationInput | undefined }
-) => Policy<C, E> = internal.prePing
+  options?: {
+    readonly timeout?: Duration.DurationInput | undefined
+    readonly skipWithin?: Duration.DurationInput | undefined
+  }
+) => Policy<C, E> = prePingInternal.prePing
 
 /**
- * Recycle (SQLAlchemy's `pool_recycle`, HikariCP's `maxLifetime` at checkout): a connection older than `maxAge` is
- * closed at checkout instead of lent.
+ * Recycle (SQLAlchemy's `pool_recycle`, HikariCP's `maxLifetime`): a connection older than its lifetime is closed at
+ * checkout or at return, never while lent, and an idle one is closed in the background when its lifetime ends, then
+ * `min` is refilled. Each connection's lifetime is `maxAge` less a random part of up to `spread` of it (default
+ * 0.025, HikariCP's 2.5 %), so connections opened together do not all expire together.
+ *
+ * Trade-off: a reconnect every `maxAge` per connection, against connections that outlive a server's or a
+ * firewall's own limits. On by default with 30 minutes (HikariCP's default).
  *
  * @since 0.1.0
  * @category policies
  */
-export const recycle: <C = never, E = never>(maxAge: Duration.DurationInput) => Policy<C, E> = internal.recycle
+export const recycle: <C = never, E = never>(
+  maxAge: Duration.DurationInput,
+  options?: { readonly spread?: number | undefined }
+) => Policy<C, E> = recycleInternal.recycle
 
 /**
- * Closes a connection at checkout once it has been lent `maxUses` times.
+ * Maximum uses (pg-pool's `maxUses`): a connection is lent at most `n` times; it is closed when it comes back from
+ * its `n`-th use (close reason `maxUses`).
+ *
+ * Trade-off: spreads server-side memory growth and load-balancer rebalancing over reconnects. Off by default.
  *
  * @since 0.1.0
  * @category policies
  */
-export const maxUses: <C = never, E = never>(maxUses: number) => Policy<C, E> = internal.maxUses
+export const maxUses: <C = never, E = never>(maxUses: number) => Policy<C, E> = maxUsesInternal.maxUses
 
 /**
- * Per-connection setup (Twisted's `cp_openfun`): runs once on every new connection before it is lent. A failure
- * is a failed connect.
+ * A connection's lifetime as a `Schedule`, stepped at every checkout with the connection's record: the checkout
+ * goes on while the schedule continues, and the connection is closed instead of lent (close reason `expired`) once
+ * it is done. `Schedule.recurs(n)` allows `n` lendings, `Schedule.upTo(d)` ends `d` after the first lending, and
+ * `Schedule.intersect(a, b)` ends at whichever ends first. Each connection has its own schedule state.
+ *
+ * Trade-off: one schedule step per checkout. Off by default; `recycle` and `maxUses` cover the usual cases.
+ *
+ * @since 0.2.0
+ * @category policies
+ */
+export const lifetime: <C = never, E = never>(
+  schedule: Schedule.Schedule<unknown, ConnectionRecord>
+) => Policy<C, E> = lifetimeInternal.lifetime
+
+/**
+ * Idle timeout (HikariCP's `idleTimeout`, pg-pool's `idleTimeoutMillis`): a connection idle for longer than
+ * `timeout`, measured from when it came back, is closed in the background, as long as more than `min` are open.
+ *
+ * Trade-off: fewer idle sessions on the server, against a reconnect when load comes back. Off by default: the pool
+ * keeps `size` connections, as SQLAlchemy's does.
+ *
+ * @since 0.2.0
+ * @category policies
+ */
+export const idleTimeout: <C = never, E = never>(timeout: Duration.DurationInput) => Policy<C, E> =
+  idleTimeoutInternal.idleTimeout
+
+/**
+ * The commands of a keepalive (`Pool.policy(pool, keepalive)`).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface KeepaliveCommands {
+  /** Runs one pass now: pings every idle connection (Spanner's `PingingPool.ping()`). */
+  readonly ping: Effect.Effect<void>
+}
+
+/**
+ * Keepalive (Spanner's `PingingPool`, HikariCP's `keepaliveTime`): pings idle connections on the schedule (a
+ * `Duration` is `Schedule.spaced`), each ping bounded by `timeout` (default 5 seconds); a connection whose ping
+ * fails or hangs is closed and replaced (a disconnect starts a new generation). A connection being pinged is out of
+ * reach for a moment, but a pass never takes one while checkouts wait, and a hanging ping never blocks the pool's
+ * shutdown. `idleFor` (default 0) pings only connections idle at least that long. Its command `ping` runs one pass
+ * now.
+ *
+ * Trade-off: a round trip per idle connection per interval, against idle connections silently dropped by a
+ * firewall or the server. Off by default (pre-ping covers lending).
+ *
+ * @since 0.2.0
+ * @category policies
+ */
+export const keepalive: <C = never, E = never>(
+  schedule: Schedule.Schedule<unknown, unknown> | Duration.DurationInput,
+  options?: {
+    readonly timeout?: Duration.DurationInput | undefined
+    readonly idleFor?: Duration.DurationInput | undefined
+  }
+) => Policy<C, E, KeepaliveCommands> = keepaliveInternal.keepalive
+
+/**
+ * Per-connection setup (Twisted's `cp_openfun`, HikariCP's `connectionInitSql`): runs once on every new connection
+ * before it is lent. A failure is a failed connect: the connection is closed and the error goes to the checkout
+ * that waited for it.
  *
  * @since 0.1.0
  * @category policies
  */
 export const onConnect: <C, E>(
   setup: (connection: C, record: ConnectionRecord) => Effect.Effect<void, E>
-) => Policy<C, E> = internal.onConnect
+) => Policy<C, E> = onConnectInternal.onConnect
+
+/**
+ * SQLAlchemy's `first_connect`: runs once per pool, on the first connection that opens (before it is lent), for
+ * work that needs a live connection once (reading the server's version or dialect settings). A failure is a failed
+ * connect, and the next connection tries again.
+ *
+ * @since 0.2.0
+ * @category policies
+ */
+export const firstConnect: <C, E>(
+  setup: (connection: C, record: ConnectionRecord) => Effect.Effect<void, E>
+) => Policy<C, E> = firstConnectInternal.firstConnect
+
+/**
+ * The liveness query (Twisted's `cp_good_sql`): the statement every ping of the pool runs (pre-ping, keepalive)
+ * instead of the driver's `ping`. Default `"SELECT 1"`.
+ *
+ * @since 0.2.0
+ * @category policies
+ */
+export const livenessQuery: <C = never, E = never>(sql?: string) => Policy<C, E> = livenessQueryInternal.livenessQuery
+
+/**
+ * The commands of a `prepareOnReturn` policy.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface PrepareCommands {
+  /**
+   * Prepares every pending connection now and waits until they are ready, answering how many were prepared
+   * (Spanner's `begin_pending_transactions`).
+   */
+  readonly beginPending: Effect.Effect<number>
+  /** How many returned connections wait for their preparation. */
+  readonly pending: Effect.Effect<number>
+}
+
+/**
+ * Prepare on return (Spanner's `TransactionPingingPool`): a returned connection is prepared (for example a
+ * transaction begun) off the borrower's path before it is lent again; while it waits or is being prepared it is
+ * not lendable (`stats.maintained`). By default a connection is prepared as soon as it comes back; with `pending`
+ * it waits for the next step of that schedule (a `Duration` is `Schedule.spaced`), the command `beginPending`, or a
+ * checkout that finds no idle connection, whichever comes first; `"manual"` waits for the command or a checkout. A
+ * failed preparation closes the connection.
+ *
+ * @since 0.2.0
+ * @category policies
+ */
+export const prepareOnReturn: <C, E>(
+  prepare: (connection: C, record: ConnectionRecord) => Effect.Effect<void, E>,
+  options?: {
+    readonly pending?: Schedule.Schedule<unknown, unknown> | Duration.DurationInput | "manual" | undefined
+  }
+) => Policy<C, E, PrepareCommands> = prepareOnReturnInternal.prepareOnReturn
+
+/**
+ * Connect retry (HikariCP's, sqlx's): the delays between connects while connects fail, a `Schedule` stepped with
+ * each failure's `Cause` and reset by a success (a `Duration` is `Schedule.spaced`). While the database is down one
+ * connect at a time probes it, none spins, and each waiter gets the real connect error when its deadline comes.
+ * Default: exponential from 100 ms doubling, capped at 10 seconds, jittered (the pool's own default, so listing
+ * `connectRetry()` only states it).
+ *
+ * @since 0.2.0
+ * @category policies
+ */
+export const connectRetry: <C = never, E = never>(
+  schedule?: Schedule.Schedule<unknown, Cause.Cause<unknown>> | Duration.DurationInput
+) => Policy<C, E> = connectRetryInternal.connectRetry
+
+/**
+ * A circuit breaker's state.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type BreakerState = "closed" | "open" | "halfOpen"
+
+/**
+ * The commands of a circuit breaker.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface BreakerCommands {
+  /** The breaker's state now. */
+  readonly state: Effect.Effect<BreakerState>
+  /** Consecutive connect failures counted now. */
+  readonly failures: Effect.Effect<number>
+}
+
+/**
+ * A circuit breaker (beyond every seed pool): after `failures` consecutive connect failures (default 5) it opens,
+ * and checkouts that would have to wait for a connect fail at once with `PoolUnavailableError`, carrying the last
+ * connect failure, instead of waiting for their timeout; idle connections are still lent. While open, one probe
+ * connect runs on the `probe` schedule (default exponential from 1 second, capped at 30 seconds, jittered); the
+ * first connect that succeeds closes it. Its state is a command (`state`) and a `CircuitBreaker` event.
+ *
+ * @since 0.2.0
+ * @category policies
+ */
+export const circuitBreaker: <C = never, E = never>(
+  options?: {
+    readonly failures?: number | undefined
+    readonly probe?: Schedule.Schedule<unknown, unknown> | Duration.DurationInput | undefined
+  }
+) => Policy<C, E, BreakerCommands> = circuitBreakerInternal.circuitBreaker
+
+/**
+ * The commands of a leak detector.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface LeakCommands {
+  /** The connections held longer than the threshold right now. */
+  readonly leaks: Effect.Effect<ReadonlyArray<Holder>>
+}
+
+/**
+ * Leak detection (HikariCP's `leakDetectionThreshold`, and beyond it): a connection held longer than `threshold`
+ * emits a `Leak` event naming the holder fiber and where it was checked out (`trace`: `"span"`, the default, is the
+ * span current at checkout; `"stack"` captures a stack at every checkout, which costs); `Unleaked` when it comes
+ * back. With `reclaim: true` the holder fiber is interrupted and the connection closed (reason `reclaimed`).
+ *
+ * @since 0.2.0
+ * @category policies
+ */
+export const leakDetection: <C = never, E = never>(
+  threshold: Duration.DurationInput,
+  options?: {
+    readonly reclaim?: boolean | undefined
+    readonly trace?: "span" | "stack" | undefined
+  }
+) => Policy<C, E, LeakCommands> = leakDetectionInternal.leakDetection
+
+/**
+ * The policies a pool gets when its options name none (`policies` absent): `recycle("30 minutes")`, `prePing()`
+ * (with its 500 ms bypass window), `resetOnReturn("rollback")`, in that order; failed connects wait on the pool's
+ * default backoff (`connectRetry()`'s). `policies: []` opts out of all of them. A pool made from a bare `acquire`
+ * (a resource that is not a database connection) has no default policies.
+ *
+ * @since 0.2.0
+ * @category policies
+ */
+export const defaults: <C = never, E = never>() => ReadonlyArray<Policy<C, E>> = defaultsInternal.defaults

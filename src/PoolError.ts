@@ -265,7 +265,10 @@ export class PoolConfigError extends Schema.TaggedError<PoolConfigError>("effect
  * A policy or checkout listener refuses a connection (SQLAlchemy's `DisconnectionError`). At checkout the pool
  * closes the connection and tries another; from `onReturn` the connection is closed instead of going back to the
  * pool. `invalidateAll` also starts a new generation, so every connection opened before this one is closed at its
- * next checkout or return (what SQLAlchemy's pre-ping does after a disconnect).
+ * next checkout or return (what SQLAlchemy's pre-ping does after a disconnect). `retry: false` (at checkout) fails
+ * the checkout at once with this rejection as the cause of a `PoolCheckoutRejectedError`, instead of trying another
+ * connection: what pre-ping does with a failure that is not a disconnect (a wrong liveness query, a permission
+ * error), which another connection would only repeat.
  *
  * @since 0.1.0
  * @category errors
@@ -275,7 +278,8 @@ export class ConnectionRejected extends Schema.TaggedError<ConnectionRejected>("
   {
     reason: Schema.String,
     cause: Schema.optional(Schema.Unknown),
-    invalidateAll: Schema.optionalWith(Schema.Boolean, { default: () => false })
+    invalidateAll: Schema.optionalWith(Schema.Boolean, { default: () => false }),
+    retry: Schema.optionalWith(Schema.Boolean, { default: () => true })
   }
 ) {
   /**
@@ -289,12 +293,46 @@ export class ConnectionRejected extends Schema.TaggedError<ConnectionRejected>("
 }
 
 /**
+ * The database is known to be unreachable: a circuit breaker (`Policy.circuitBreaker`) opened after repeated connect
+ * failures, so a checkout that would have to wait for a connect fails at once instead of waiting for its timeout.
+ * `cause` is the last connect failure; `retryAt` (epoch milliseconds) is when the breaker's next probe is due.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class PoolUnavailableError
+  extends Schema.TaggedError<PoolUnavailableError>("effect-reservoir/PoolUnavailableError")("PoolUnavailableError", {
+    pool: Schema.String,
+    failures: Schema.Number,
+    retryAt: Schema.optional(Schema.Number),
+    cause: Schema.optional(Schema.Unknown)
+  })
+{
+  /**
+   * @since 0.2.0
+   */
+  readonly [TypeId]: TypeId = TypeId
+  /**
+   * @since 0.2.0
+   */
+  override get message(): string {
+    const base = `Pool "${this.pool}": the database is unavailable (circuit open after ${this.failures} failed connects)`
+    return this.cause === undefined ? base : `${base}; last connect failure: ${describe(this.cause)}`
+  }
+}
+
+/**
  * The errors a checkout can fail with besides the driver's own.
  *
  * @since 0.1.0
  * @category errors
  */
-export type PoolError = PoolTimeoutError | PoolClosedError | PoolExhaustedError | PoolCheckoutRejectedError
+export type PoolError =
+  | PoolTimeoutError
+  | PoolClosedError
+  | PoolExhaustedError
+  | PoolCheckoutRejectedError
+  | PoolUnavailableError
 
 /**
  * @since 0.1.0

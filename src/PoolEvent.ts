@@ -14,12 +14,14 @@
  * | `detach` | `Detach` |
  * | `close_detached` | `CloseDetached` |
  *
- * and two more: `ConnectFailed` and `CheckoutTimeout`.
+ * and two more: `ConnectFailed` and `CheckoutTimeout`. Policies add their own: `Leak` and `Unleaked`
+ * (`Policy.leakDetection`) and `CircuitBreaker` (`Policy.circuitBreaker`).
  *
  * @since 0.1.0
  */
 import type * as Cause from "effect/Cause"
 import type * as Effect from "effect/Effect"
+import type * as Fiber from "effect/Fiber"
 import type { ConnectionRecord } from "./ConnectionRecord.js"
 import type { ConnectionRejected, PoolStats } from "./PoolError.js"
 
@@ -183,6 +185,62 @@ export interface CheckoutTimeout extends Base<"CheckoutTimeout"> {
 }
 
 /**
+ * A connection has been held longer than the leak detector's threshold (`Policy.leakDetection`): who holds it, since
+ * when, and where it was checked out (a stack or the span current at checkout, when tracing was asked for).
+ *
+ * @since 0.2.0
+ * @category events
+ */
+export interface Leak<C> extends WithConnection<"Leak", C> {
+  /** The fiber the connection is lent to, when known. */
+  readonly holder: Fiber.RuntimeFiber<unknown, unknown> | undefined
+  /** The holder fiber's id, as Effect prints it (`#12`). */
+  readonly holderId: string | undefined
+  /** When it was checked out, in epoch milliseconds. */
+  readonly since: number
+  /** How long it had been held when the leak was reported. */
+  readonly heldMillis: number
+  /** Where it was checked out: a stack, or the span current at checkout. */
+  readonly trace: string | undefined
+  /** Whether the detector reclaims it: the holder is interrupted and the connection closed (reason `reclaimed`). */
+  readonly reclaimed: boolean
+}
+
+/**
+ * A connection reported as leaked came back (or was closed), after `heldMillis` in all.
+ *
+ * @since 0.2.0
+ * @category events
+ */
+export interface Unleaked<C> extends WithConnection<"Unleaked", C> {
+  readonly heldMillis: number
+}
+
+/**
+ * A circuit breaker (`Policy.circuitBreaker`) changed state: `"open"` after repeated connect failures (checkouts
+ * that would wait for a connect fail at once with `PoolUnavailableError`), `"halfOpen"` while its probe connects,
+ * `"closed"` after a connect succeeded.
+ *
+ * @since 0.2.0
+ * @category events
+ */
+export interface CircuitBreaker extends Base<"CircuitBreaker"> {
+  readonly state: "closed" | "open" | "halfOpen"
+  /** Consecutive connect failures when the state changed. */
+  readonly failures: number
+  /** The last connect failure (when opening). */
+  readonly cause: Cause.Cause<unknown> | undefined
+}
+
+/**
+ * The events a policy may emit through `PoolHandle.emit`.
+ *
+ * @since 0.2.0
+ * @category events
+ */
+export type PolicyEvent<C> = Leak<C> | Unleaked<C> | CircuitBreaker
+
+/**
  * @since 0.1.0
  * @category events
  */
@@ -199,6 +257,9 @@ export type PoolEvent<C> =
   | Detach<C>
   | CloseDetached<C>
   | CheckoutTimeout
+  | Leak<C>
+  | Unleaked<C>
+  | CircuitBreaker
 
 /**
  * Listeners registered with `Pool.listen`, one optional handler per event. Handlers run in the lifecycle step that
@@ -221,6 +282,9 @@ export interface Listeners<C> {
   readonly detach?: ((event: Detach<C>) => Effect.Effect<void>) | undefined
   readonly closeDetached?: ((event: CloseDetached<C>) => Effect.Effect<void>) | undefined
   readonly checkoutTimeout?: ((event: CheckoutTimeout) => Effect.Effect<void>) | undefined
+  readonly leak?: ((event: Leak<C>) => Effect.Effect<void>) | undefined
+  readonly unleaked?: ((event: Unleaked<C>) => Effect.Effect<void>) | undefined
+  readonly circuitBreaker?: ((event: CircuitBreaker) => Effect.Effect<void>) | undefined
 }
 
 /**
@@ -241,5 +305,8 @@ export const listenerKey = {
   Close: "close",
   Detach: "detach",
   CloseDetached: "closeDetached",
-  CheckoutTimeout: "checkoutTimeout"
+  CheckoutTimeout: "checkoutTimeout",
+  Leak: "leak",
+  Unleaked: "unleaked",
+  CircuitBreaker: "circuitBreaker"
 } as const satisfies Record<PoolEvent<unknown>["_tag"], keyof Listeners<unknown>>

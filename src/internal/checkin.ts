@@ -2,11 +2,13 @@ import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
+import { ConnectionRejected } from "../PoolError.js"
 import type * as PoolEvent from "../PoolEvent.js"
+import { closeReasons } from "../PoolEvent.js"
 import type { PoolImpl } from "./core.js"
 import { call, chainHooks, HookContextImpl, prepareHook, ReturnContextImpl, returnHook } from "./hooks.js"
 import { IDLE, type Item, LENT, moveTo, PREPARING, RETURNING } from "./item.js"
-import { closeItem, invalidateItem } from "./lifecycle.js"
+import { bumpGeneration, closeItem, invalidateItem } from "./lifecycle.js"
 import { grant } from "./queue.js"
 
 /**
@@ -168,6 +170,13 @@ const slowRelease = <C, E>(
   return Effect.matchCauseEffect(reset!, {
     onSuccess: putBack,
     onFailure: (cause) => {
+      // a return policy retiring the connection (`expired`, `maxUses`, ...) is its life ending, not a failure
+      const retired = retirement(cause)
+      if (retired !== undefined) {
+        if (retired.invalidateAll) bumpGeneration(pool)
+        const close = closeItem(pool, item, retired.reason)
+        return checkin === undefined ? close : Effect.zipRight(checkin, close)
+      }
       const warn = Effect.logWarning("a return policy failed (reset or check); closing the connection", cause).pipe(
         Effect.annotateLogs({ pool: pool.name, connection: item.record.id })
       )
@@ -177,6 +186,18 @@ const slowRelease = <C, E>(
       )
     }
   })
+}
+
+/** A return policy's `ConnectionRejected` whose reason is a close reason other than `rejected`: a retirement. */
+const retirement = (
+  cause: Cause.Cause<unknown>
+): { readonly reason: PoolEvent.CloseReason; readonly invalidateAll: boolean } | undefined => {
+  const failure = Cause.failureOption(cause)
+  if (failure._tag === "None" || !(failure.value instanceof ConnectionRejected)) return undefined
+  const reason = failure.value.reason
+  return reason !== "rejected" && (closeReasons as ReadonlyArray<string>).includes(reason) ?
+    { reason: reason as PoolEvent.CloseReason, invalidateAll: failure.value.invalidateAll } :
+    undefined
 }
 
 const offerLater = <C, E>(pool: PoolImpl<C, E>, item: Item<C>): Effect.Effect<void> =>

@@ -1,7 +1,13 @@
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import { PoolCheckoutRejectedError, PoolClosedError, type PoolError, PoolExhaustedError } from "../PoolError.js"
+import {
+  ConnectionRejected,
+  PoolCheckoutRejectedError,
+  PoolClosedError,
+  type PoolError,
+  PoolExhaustedError
+} from "../PoolError.js"
 import type * as PoolEvent from "../PoolEvent.js"
 import { offer, returnAfterFailure, returnAfterSuccess, staleReason } from "./checkin.js"
 import { pump } from "./connector.js"
@@ -316,9 +322,11 @@ export const validate = <C, E>(
         )
       }
       const rejection = Option.isSome(failure) ? failure.value : Cause.squash(cause)
+      // a rejection that another connection would only repeat (`retry: false`) ends the checkout now
+      const final = rejection instanceof ConnectionRejected && !rejection.retry
       return Effect.zipRight(
         closeRejected(pool, item, cause),
-        attempt.n + 1 >= pool.maxCheckoutAttempts ?
+        final || attempt.n + 1 >= pool.maxCheckoutAttempts ?
           Effect.fail(new PoolCheckoutRejectedError({ pool: pool.name, attempts: attempt.n + 1, cause: rejection })) :
           Effect.suspend(() => acquireSlow(pool, retryOf(attempt)))
       )

@@ -57,11 +57,27 @@ export const adopt = <C, E>(pool: PoolImpl<C, E>, task: ConnectTask<C>): void =>
   }
 }
 
-const startConnect = <C, E>(pool: PoolImpl<C, E>, waiter: Waiter<C> | undefined): void => {
+/**
+ * One connect a policy asks for (a circuit breaker's probe): above `min`, within `max`, without waiting for the
+ * backoff's delay. `false` when the pool is closed or full; fails with the connect's failure.
+ *
+ * @internal
+ */
+export const connectOne = <C, E>(pool: PoolImpl<C, E>): Effect.Effect<boolean, unknown> =>
+  Effect.async<boolean, unknown>((resume) => {
+    if (pool.closed || pool.counts.live >= pool.max) return resume(Effect.succeed(false))
+    startConnect(pool, undefined, (exit) => resume(Exit.isSuccess(exit) ? Effect.succeed(true) : Effect.failCause(exit.cause)))
+  })
+
+const startConnect = <C, E>(
+  pool: PoolImpl<C, E>,
+  waiter: Waiter<C> | undefined,
+  done?: (exit: Exit.Exit<void, unknown>) => void
+): void => {
   const record = new RecordImpl(pool.nextId++, pool.name, pool.now(), pool.generation, pool.config.labels)
   const item = new Item<C>(record)
   born(pool.counts, item)
-  const task: ConnectTask<C> = { waiter, item }
+  const task: ConnectTask<C> = done === undefined ? { waiter, item } : { waiter, item, done }
   if (waiter !== undefined) {
     waiter.task = task
     pool.assigned++
@@ -147,6 +163,7 @@ const connected = <C, E>(pool: PoolImpl<C, E>, task: ConnectTask<C>): Effect.Eff
   }
   pool.items.add(item)
   detachTask(pool, task)
+  task.done?.(Exit.void)
   let events: Effect.Effect<void> = pool.log("info", "connect", item)
   if (pool.feed.listening) {
     if (!pool.firstConnectDone) {
@@ -199,6 +216,7 @@ const connectFailed = <C, E>(
     pool.lastConnectFailure = cause
     pool.metrics.connectFailed()
   }
+  task.done?.(Exit.failCause(cause))
   // detached first: leaving the queue hands a waiter's task to another waiter, and this one has ended
   const waiter = detachTask(pool, task)
   if (waiter !== undefined && !interrupted) reject(pool, waiter, Effect.failCause(cause))

@@ -123,6 +123,8 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
   admitHooks: ReadonlyArray<Policy.Hooks<C, E>> = []
   connectWraps: ReadonlyArray<Policy.Hooks<C, E>> = []
   traceCheckouts: "stack" | "span" | undefined = undefined
+  /** The policy whose `liveness` hook every ping runs, if any. */
+  liveness: Policy.Hooks<C, E> | undefined = undefined
   readonly feed: Feed<C>
   /** Whether a lent connection needs anything beyond putting it back (hooks, listeners, echo). */
   slowReturn = false
@@ -192,6 +194,7 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
     for (const instance of instances) {
       if (instance.connectBackoff !== undefined) this.backoff = instance.connectBackoff
       if (instance.traceCheckouts !== undefined) this.traceCheckouts = instance.traceCheckouts
+      if (instance.liveness !== undefined) this.liveness = instance
     }
     this.backoffState = this.backoff.initial
     this.refreshFlags()

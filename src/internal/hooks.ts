@@ -53,22 +53,30 @@ export const prepareHook = <C, E>(hooks: Policy.Hooks<C, E>, context: Policy.Hoo
  * @internal
  */
 export class HookContextImpl<C, E> implements Policy.HookContext<C, E> {
-  readonly markValidated: () => void
   readonly connection: C
-  readonly record: Policy.HookContext<C, E>["record"]
+  readonly record: Item<C>["record"]
   constructor(
     item: Item<C>,
     readonly driver: Driver.Driver<C, E>,
     readonly now: number,
-    clock: { now(): number }
+    readonly owner: HookOwner<C, E>
   ) {
-    const record = item.record
     this.connection = item.connection
-    this.record = record
-    this.markValidated = () => {
-      record.lastValidatedAt = clock.now()
-    }
+    this.record = item.record
   }
+  readonly markValidated = (): void => {
+    this.record.lastValidatedAt = this.owner.now()
+  }
+  readonly ping = (): Effect.Effect<void, E> => {
+    const liveness = this.owner.liveness
+    return liveness === undefined ? this.driver.ping(this.connection) : call(liveness.liveness!.bind(liveness), this)
+  }
+}
+
+/** What a hook context needs of its pool: its clock, and the policy that gives the liveness check, if any. */
+export interface HookOwner<C, E> {
+  now(): number
+  readonly liveness: Policy.Hooks<C, E> | undefined
 }
 
 /**
@@ -81,10 +89,10 @@ export class ReturnContextImpl<C, E> extends HookContextImpl<C, E> implements Po
     item: Item<C>,
     driver: Driver.Driver<C, E>,
     now: number,
-    clock: { now(): number },
+    owner: HookOwner<C, E>,
     readonly exit: Exit.Exit<unknown, unknown>
   ) {
-    super(item, driver, now, clock)
+    super(item, driver, now, owner)
   }
 }
 

@@ -218,6 +218,27 @@ export const forEachIdle = <C, E>(
       }), { discard: true })
   )
 
+/**
+ * Closes a connection that is idle right now, with `reason` (a lifetime policy retiring it); `false` when it is not
+ * idle (lent, being checked, already closed), which leaves it alone.
+ *
+ * @internal
+ */
+export const retire = <C, E>(
+  pool: PoolImpl<C, E>,
+  record: ConnectionRecord,
+  reason: PoolEvent.CloseReason
+): Effect.Effect<boolean> =>
+  Effect.suspend(() => {
+    const item = itemOfRecord(pool, record)
+    if (item === undefined || item.state !== IDLE) return Effect.succeed(false)
+    return Effect.as(closeItem(pool, item, reason), true)
+  })
+
+/** The records of the connections idle right now, oldest first. @internal */
+export const idleRecords = <C, E>(pool: PoolImpl<C, E>): ReadonlyArray<ConnectionRecord> =>
+  pool.idle.toArray().map((item) => item.record)
+
 /** @internal */
 export const holders = <C, E>(pool: PoolImpl<C, E>): ReadonlyArray<Policy.Holder> => {
   const out: Array<Policy.Holder> = []

@@ -19,7 +19,7 @@ import type * as PoolEvent from "../PoolEvent.js"
 import { attach, isFull, release, run } from "./checkin.js"
 import { acquireSlow, firstAttempt, type Restore, tryTake, useParked } from "./checkout.js"
 import * as config from "./config.js"
-import { pump } from "./connector.js"
+import { connectOne, pump } from "./connector.js"
 import { currentFiber, PoolImpl, TypeId } from "./core.js"
 import { defaultBufferSize, makeBuffer } from "./events.js"
 import { type Item, LENT } from "./item.js"
@@ -29,10 +29,13 @@ import {
   dispose as disposeIdle,
   forEachIdle,
   holders,
+  idleRecords,
   invalidateItem,
   reclaim,
+  retire,
   shutdown
 } from "./lifecycle.js"
+import { defaults } from "./policies/defaults.js"
 import { startReaper } from "./queue.js"
 
 export { TypeId } from "./core.js"
@@ -54,8 +57,20 @@ const handleOf = <C, E>(pool: PoolImpl<C, E>): Policy.PoolHandle<C, E> => ({
   refill: Effect.sync(() => pump(pool)),
   invalidateAll: Effect.sync(() => bumpGeneration(pool)),
   holders: Effect.sync(() => holders(pool)),
-  reclaim: (record) => reclaim(pool, record)
+  reclaim: (record) => reclaim(pool, record),
+  idle: Effect.sync(() => idleRecords(pool)),
+  retire: (record, reason) => retire(pool, record, reason),
+  connect: connectOne(pool) as Effect.Effect<boolean, E | PoolError>,
+  emit: (event) => pool.feed.emit(event as PoolEvent.PoolEvent<C>),
+  now: Effect.sync(() => pool.now())
 })
+
+/**
+ * The policies a pool runs: the ones its options list, else the defaults; a pool from a bare `acquire` pools a
+ * resource that is not a database connection, and has none unless listed.
+ */
+const policiesOf = <C, E>(options: PoolTypes.Options<C, E>): ReadonlyArray<Policy.Policy<C, E, any>> =>
+  options.policies ?? ("driver" in options && options.driver !== undefined ? defaults<C, E>() : [])
 
 /** @internal */
 export const make = <C, E>(
@@ -78,7 +93,8 @@ export const make = <C, E>(
     startReaper(pool)
     const handle = handleOf(pool)
     const instances: Array<Policy.Instance<C, E, unknown>> = []
-    for (const policy of options.policies ?? []) {
+    const policies = policiesOf(options)
+    for (const policy of policies) {
       const instance: Policy.Instance<C, E, unknown> = policy.instantiate === undefined ?
         policy :
         yield* Scope.extend(policy.instantiate(handle), policyScope)
@@ -89,7 +105,7 @@ export const make = <C, E>(
     for (let i = 0; i < instances.length; i++) {
       const background = instances[i]!.background
       if (background === undefined) continue
-      const name = (options.policies ?? [])[i]!.name
+      const name = policies[i]!.name
       pool.fork(Effect.catchAllCause(
         Effect.suspend(() => background(handle)),
         (cause) => Cause.isInterruptedOnly(cause) ? Effect.void : Effect.logError(`policy ${name} stopped`, cause)

@@ -1,3 +1,4 @@
+import type * as Exit from "effect/Exit"
 import type * as Effect from "effect/Effect"
 import type * as Fiber from "effect/Fiber"
 import type { Item } from "./item.js"
@@ -19,6 +20,8 @@ export const RUNNING = 3
 export interface ConnectTask<C> {
   waiter: Waiter<C> | undefined
   readonly item: Item<C>
+  /** Told how the connect ended (a policy's own connect, `PoolHandle.connect`). */
+  readonly done?: ((exit: Exit.Exit<void, unknown>) => void) | undefined
 }
 
 /**
