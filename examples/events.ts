@@ -16,7 +16,7 @@ export const program = Effect.gen(function*() {
   const pool = yield* Pool.make({ driver: db.driver, name: "events-demo", size: 1, maxOverflow: 1, echo: true })
 
   // the stream: every lifecycle event from the moment it runs
-  const collecting = yield* Effect.fork(Stream.runCollect(Stream.take(Pool.events(pool), 9)))
+  const collecting = yield* Effect.fork(Stream.runCollect(Stream.take(Pool.events(pool), 11)))
   yield* settle
 
   // a checkout listener may refuse a connection: here, one the server has silently dropped

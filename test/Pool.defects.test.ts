@@ -155,7 +155,7 @@ describe("Pool defects", () => {
             maxOverflow: 0,
             timeout: "1 second",
             shutdownTimeout: "1 second",
-            policies: [Policy.prePing({ timeout: "100 millis" })]
+            policies: [Policy.prePing({ timeout: "100 millis", skipWithin: 0 })]
           }))
           const first = yield* Pool.use(pool, (c) => Effect.succeed(c.id))
           blackholed.add(first)

@@ -862,7 +862,7 @@ describe("Pool", () => {
 
     it.scoped("pre-ping discards a dead connection and every connection older than it", () =>
       Effect.gen(function*() {
-        const { db, pool } = yield* memoryPool({ min: 3, policies: [Policy.prePing()] })
+        const { db, pool } = yield* memoryPool({ min: 3, policies: [Policy.prePing({ skipWithin: 0 })] })
         yield* settle
         yield* db.restart("0 millis", { notify: false })
         const id = yield* Pool.use(pool, (c) => Effect.succeed(c.id))

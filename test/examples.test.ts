@@ -134,12 +134,15 @@ describe("examples", () => {
         "FirstConnect #1",
         "Connect #1",
         "Checkout #1",
+        // the default policies reset every return (a rollback: nothing to end here, so nothing is sent)
+        "Reset #1",
         "Checkin #1",
         // the stream hears the checkout the listener rejects, as the listeners do
         "Checkout #1",
         "Close #1",
         "Connect #2",
         "Checkout #2",
+        "Reset #2",
         "Checkin #2"
       ])
       assert.deepStrictEqual(result.seen, ["closed #1 (rejected)"])

@@ -24,6 +24,12 @@ export const memoryPool = (
   Effect.gen(function*() {
     const db = yield* Memory.make(options.memory)
     const { memory: _, ...rest } = options
-    const pool = yield* Pool.make({ ...rest, name: options.name ?? uniqueName("pool"), driver: db.driver })
+    // the core's tests are about the core: no default policies unless a test lists them
+    const pool = yield* Pool.make({
+      ...rest,
+      name: options.name ?? uniqueName("pool"),
+      driver: db.driver,
+      policies: options.policies ?? []
+    })
     return { db, pool } as const
   })
