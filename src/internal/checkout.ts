@@ -100,9 +100,10 @@ export const acquireSlow = <C, E>(pool: PoolImpl<C, E>, attempt: Attempt): Effec
     const item = takeIdle(pool)
     if (item !== undefined) {
       pool.gauges()
-      return pool.slowCheckout
-        ? validate(pool, item, attempt)
-        : Effect.succeed(item)
+      if (!pool.slowCheckout) return Effect.succeed(item)
+      const now = pool.now()
+      const checks = checksOf(pool, item, now)
+      return passedAtOnce(pool, checks) ? Effect.succeed(item) : validate(pool, item, attempt, { checks, now })
     }
   }
   const refused = admit(pool)
@@ -192,6 +193,16 @@ export const useParked = <C, E, A, E2, R>(
   let token = 0
   return Effect.matchCauseEffect(
     restore(Effect.flatMap(waitFor(pool, waiter), (item) => {
+      if (pool.slowCheckout) {
+        const now = pool.now()
+        const checks = checksOf(pool, item, now)
+        if (!passedAtOnce(pool, checks)) {
+          return Effect.flatMap(validateParked(pool, waiter, item, checks, now), (valid) => {
+            token = valid.token
+            return call(f, valid.connection)
+          })
+        }
+      }
       waiter.state = RUNNING
       token = item.token
       return call(f, item.connection)
@@ -210,6 +221,59 @@ export const useParked = <C, E, A, E2, R>(
       }
     }
   )
+}
+
+/**
+ * The validation of a connection handed to a parked `use` whose checks did not all pass at once. From the start of
+ * the mask the validation owns the connection (the waiter's clean-up leaves it alone), and a connection that passes
+ * is the waiter's again before the mask ends, so an interruption at any point has exactly one owner to clean up.
+ */
+const validateParked = <C, E>(
+  pool: PoolImpl<C, E>,
+  waiter: Waiter<C>,
+  item: Item<C>,
+  checks: Effect.Effect<void, unknown> | undefined,
+  now: number
+): Effect.Effect<Item<C>, E | PoolError> =>
+  Effect.uninterruptibleMask((mask) => {
+    waiter.item = undefined
+    waiter.state = DONE
+    const attempt: Attempt = {
+      restore: mask,
+      n: 0,
+      arrivedAt: waiter.enqueuedAt,
+      deadline: waiter.deadline,
+      timeoutMillis: waiter.timeoutMillis
+    }
+    return Effect.map(validate(pool, item, attempt, { checks, now }), (valid) => {
+      waiter.item = valid
+      waiter.state = RUNNING
+      return valid
+    })
+  })
+
+/**
+ * The fast path when checkout checks apply: an idle connection when nobody waits, its checks called now. The
+ * connection when every check passed at once; the rest of its validation when one did not; `undefined` when no
+ * idle connection can be taken (someone waits, none is idle, the pool is closed).
+ *
+ * @internal
+ */
+export const tryTakeChecked = <C, E>(
+  pool: PoolImpl<C, E>,
+  restore: Restore,
+  timeoutMillis: number
+): Item<C> | Effect.Effect<Item<C>, E | PoolError> | undefined => {
+  if (pool.closed || pool.queue.length !== 0 || pool.idle.length === 0) return undefined
+  const item = takeIdle(pool)
+  if (item === undefined) return undefined
+  pool.gauges()
+  const now = pool.now()
+  const checks = checksOf(pool, item, now)
+  return passedAtOnce(pool, checks) ? item : validate(pool, item, firstAttempt(restore, now, timeoutMillis), {
+    checks,
+    now
+  })
 }
 
 /**
@@ -254,19 +318,18 @@ class ValidationTimeout {
 }
 
 /**
- * Runs checkout policies and listeners, interruptibly and within the checkout's deadline. A rejection closes the
- * connection and retries (with the same deadline), a bounded number of times; a validation interrupted or cut off
- * by the deadline closes the connection it was checking, since its state is unknown.
+ * The checks of one lending, called now (`chainHooks`): the policies' `onCheckout` hooks, then the `Checkout` event
+ * for those who must be waited for. `undefined` when every hook was done at once and nobody needs waiting for: the
+ * lending goes on in this very step (a subscriber-only `Checkout` is delivered now). Call it exactly once per
+ * lending: hooks may keep state (a lifetime steps its schedule).
  *
  * @internal
  */
-export const validate = <C, E>(
+export const checksOf = <C, E>(
   pool: PoolImpl<C, E>,
   item: Item<C>,
-  attempt: Attempt
-): Effect.Effect<Item<C>, E | PoolError> => {
-  const { arrivedAt, deadline, timeoutMillis } = attempt
-  const now = pool.now()
+  now: number
+): Effect.Effect<void, unknown> | undefined => {
   let checks: Effect.Effect<void, unknown> | undefined = pool.checkoutHooks.length === 0 ?
     undefined :
     chainHooks(pool.checkoutHooks, checkoutHook, new HookContextImpl(item, pool.driver, now, pool))
@@ -292,6 +355,35 @@ export const validate = <C, E>(
       checks = checks === undefined ? heard : Effect.zipRight(checks, announce)
     }
   }
+  return checks
+}
+
+/**
+ * A lending whose checks were all done at once needs no step of its own: `true` when `item` may be used now. When
+ * `false`, `checks` (from `checksOf`) must run through `validate`.
+ *
+ * @internal
+ */
+export const passedAtOnce = <C, E>(pool: PoolImpl<C, E>, checks: Effect.Effect<void, unknown> | undefined): boolean =>
+  checks === undefined && pool.echo !== "debug"
+
+/**
+ * Runs checkout policies and listeners, interruptibly and within the checkout's deadline. A rejection closes the
+ * connection and retries (with the same deadline), a bounded number of times; a validation interrupted or cut off
+ * by the deadline closes the connection it was checking, since its state is unknown. `checks` are the lending's
+ * checks when a caller has called them already (`checksOf`).
+ *
+ * @internal
+ */
+export const validate = <C, E>(
+  pool: PoolImpl<C, E>,
+  item: Item<C>,
+  attempt: Attempt,
+  precomputed?: { readonly checks: Effect.Effect<void, unknown> | undefined; readonly now: number }
+): Effect.Effect<Item<C>, E | PoolError> => {
+  const { arrivedAt, deadline, timeoutMillis } = attempt
+  const now = precomputed === undefined ? pool.now() : precomputed.now
+  const checks = precomputed === undefined ? checksOf(pool, item, now) : precomputed.checks
   const logged = pool.echo === "debug" ? Effect.as(pool.log("debug", "checkout", item), item) : Effect.succeed(item)
   // every hook passed at once (a cheap check such as `recycle` or `maxUses` answers `Effect.void`), nobody to tell
   if (checks === undefined) return logged

@@ -64,12 +64,18 @@ export class HookContextImpl<C, E> implements Policy.HookContext<C, E> {
     this.connection = item.connection
     this.record = item.record
   }
-  readonly markValidated = (): void => {
-    this.record.lastValidatedAt = this.owner.now()
+  // getters, so that a context costs no closures unless a hook asks for one (and a hook may still pass
+  // `context.markValidated` around unbound)
+  get markValidated(): () => void {
+    return () => {
+      this.record.lastValidatedAt = this.owner.now()
+    }
   }
-  readonly ping = (): Effect.Effect<void, E> => {
-    const liveness = this.owner.liveness
-    return liveness === undefined ? this.driver.ping(this.connection) : call(liveness.liveness!.bind(liveness), this)
+  get ping(): () => Effect.Effect<void, E> {
+    return () => {
+      const liveness = this.owner.liveness
+      return liveness === undefined ? this.driver.ping(this.connection) : call(liveness.liveness!.bind(liveness), this)
+    }
   }
 }
 

@@ -17,7 +17,7 @@ import type * as PoolTypes from "../Pool.js"
 import { type PoolConfigError, type PoolError, type PoolStats, PoolUsageError } from "../PoolError.js"
 import type * as PoolEvent from "../PoolEvent.js"
 import { attach, isFull, release, run } from "./checkin.js"
-import { acquireSlow, firstAttempt, type Restore, tryTake, useParked } from "./checkout.js"
+import { acquireSlow, firstAttempt, type Restore, tryTake, tryTakeChecked, useParked } from "./checkout.js"
 import * as config from "./config.js"
 import { connectOne, pump } from "./connector.js"
 import { currentFiber, PoolImpl, TypeId } from "./core.js"
@@ -162,12 +162,21 @@ export const use: {
   // The mask calls its body when it runs (not when `use` is called), each time: the body reads the pool's state
   // directly, without an `Effect.suspend` step of its own.
   return Effect.uninterruptibleMask((restore) => {
-    const item = tryTake(pool)
-    if (item !== undefined) return run(pool, item, restore, f)
+    if (pool.slowCheckout) {
+      const taken = tryTakeChecked(pool, restore, timeoutOf(pool, options))
+      if (taken !== undefined) {
+        return Effect.isEffect(taken) ?
+          Effect.flatMap(taken, (item) => run(pool, item, restore, f)) :
+          run(pool, taken, restore, f)
+      }
+    } else {
+      const item = tryTake(pool)
+      if (item !== undefined) return run(pool, item, restore, f)
+    }
     const timeoutMillis = timeoutOf(pool, options)
-    // Past `tryTake`, an open pool with nothing to check on checkout can only wait (no idle connection is left, or
-    // someone waits already): that wait takes the combined path. A closed pool or checkout checks take the general one.
-    return pool.closed || pool.slowCheckout
+    // Past the fast path, an open pool can only wait (no idle connection is left, or someone waits already): that
+    // wait takes the combined path, which runs the checkout checks itself. A closed pool takes the general one.
+    return pool.closed
       ? Effect.flatMap(acquire(pool, restore, timeoutMillis), (item) => run(pool, item, restore, f))
       : useParked(pool, restore, f, timeoutMillis)
   })
