@@ -4,7 +4,6 @@
  */
 import { Console, Effect } from "effect"
 import * as Memory from "../src/Driver/Memory.js"
-import * as Policy from "../src/Policy.js"
 import * as Pool from "../src/Pool.js"
 
 const program = Effect.gen(function*() {
@@ -14,8 +13,8 @@ const program = Effect.gen(function*() {
     name: "quickstart",
     size: 3,
     maxOverflow: 2,
-    timeout: "2 seconds",
-    policies: [Policy.resetOnReturn("rollback"), Policy.prePing()]
+    timeout: "2 seconds"
+    // no policies listed: the defaults, recycle after 30 minutes, pre-ping, rollback on return
   })
 
   const results = yield* Effect.forEach(

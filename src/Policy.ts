@@ -40,8 +40,8 @@ import * as livenessQueryInternal from "./internal/policies/livenessQuery.js"
 import * as internal from "./internal/policies/make.js"
 import * as maxUsesInternal from "./internal/policies/maxUses.js"
 import * as onConnectInternal from "./internal/policies/onConnect.js"
-import * as prePingInternal from "./internal/policies/prePing.js"
 import * as prepareOnReturnInternal from "./internal/policies/prepareOnReturn.js"
+import * as prePingInternal from "./internal/policies/prePing.js"
 import * as recycleInternal from "./internal/policies/recycle.js"
 import * as resetOnReturnInternal from "./internal/policies/resetOnReturn.js"
 import type { ConnectionRejected, PoolError, PoolStats } from "./PoolError.js"
@@ -301,8 +301,10 @@ export const prePing: <C = never, E = never>(
 /**
  * Recycle (SQLAlchemy's `pool_recycle`, HikariCP's `maxLifetime`): a connection older than its lifetime is closed at
  * checkout or at return, never while lent, and an idle one is closed in the background when its lifetime ends, then
- * `min` is refilled. Each connection's lifetime is `maxAge` less a random part of up to `spread` of it (default
- * 0.025, HikariCP's 2.5 %), so connections opened together do not all expire together.
+ * `min` is refilled (close reason `expired`). Each connection's lifetime, counted from its connect, is `maxAge` less
+ * a part of up to `spread` of it (default 0.025, HikariCP's 2.5 %; clamped to 0..1): the parts are spread evenly
+ * over the connections of a pool, from a random offset per pool, so connections opened together do not all expire
+ * (and reconnect) together, and neither do pools started together. `spread: 0` expires each at exactly `maxAge`.
  *
  * Trade-off: a reconnect every `maxAge` per connection, against connections that outlive a server's or a
  * firewall's own limits. On by default with 30 minutes (HikariCP's default).
@@ -317,7 +319,8 @@ export const recycle: <C = never, E = never>(
 
 /**
  * Maximum uses (pg-pool's `maxUses`): a connection is lent at most `n` times; it is closed when it comes back from
- * its `n`-th use (close reason `maxUses`).
+ * its `n`-th use (close reason `maxUses`), however that use ended, so no checkout meets it again. `Infinity` is no
+ * limit.
  *
  * Trade-off: spreads server-side memory growth and load-balancer rebalancing over reconnects. Off by default.
  *
@@ -329,10 +332,14 @@ export const maxUses: <C = never, E = never>(maxUses: number) => Policy<C, E> = 
 /**
  * A connection's lifetime as a `Schedule`, stepped at every checkout with the connection's record: the checkout
  * goes on while the schedule continues, and the connection is closed instead of lent (close reason `expired`) once
- * it is done. `Schedule.recurs(n)` allows `n` lendings, `Schedule.upTo(d)` ends `d` after the first lending, and
- * `Schedule.intersect(a, b)` ends at whichever ends first. Each connection has its own schedule state.
+ * it is done; the checkout then tries another. `Schedule.recurs(n)` allows `n` lendings,
+ * `Schedule.recurUpTo(d)` ends `d` after the first lending (a checkout `d` or more after it is refused), and
+ * `Schedule.intersect(a, b)` ends at whichever ends first. Each connection has its own schedule state. Only the
+ * schedule's decision counts: its delays are ignored, since a checkout never waits for them.
  *
- * Trade-off: one schedule step per checkout. Off by default; `recycle` and `maxUses` cover the usual cases.
+ * Trade-off: one schedule step per checkout, and the connection that is done is found at a checkout (the one after
+ * its last lending), not at its return as with `maxUses`. Off by default; `recycle` (age from the connect) and
+ * `maxUses` cover the usual cases.
  *
  * @since 0.2.0
  * @category policies
@@ -343,7 +350,9 @@ export const lifetime: <C = never, E = never>(
 
 /**
  * Idle timeout (HikariCP's `idleTimeout`, pg-pool's `idleTimeoutMillis`): a connection idle for longer than
- * `timeout`, measured from when it came back, is closed in the background, as long as more than `min` are open.
+ * `timeout`, measured from when it came back (from its connect if it was never lent), is closed in the background
+ * (close reason `idle`), the longest idle first, as long as more than `min` are open; lent connections count
+ * towards `min` and are never touched. `min` is not refilled: the connections closed are the ones above it.
  *
  * Trade-off: fewer idle sessions on the server, against a reconnect when load comes back. Off by default: the pool
  * keeps `size` connections, as SQLAlchemy's does.

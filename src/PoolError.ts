@@ -316,7 +316,8 @@ export class PoolUnavailableError
    * @since 0.2.0
    */
   override get message(): string {
-    const base = `Pool "${this.pool}": the database is unavailable (circuit open after ${this.failures} failed connects)`
+    const base =
+      `Pool "${this.pool}": the database is unavailable (circuit open after ${this.failures} failed connects)`
     return this.cause === undefined ? base : `${base}; last connect failure: ${describe(this.cause)}`
   }
 }

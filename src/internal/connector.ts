@@ -66,7 +66,11 @@ export const adopt = <C, E>(pool: PoolImpl<C, E>, task: ConnectTask<C>): void =>
 export const connectOne = <C, E>(pool: PoolImpl<C, E>): Effect.Effect<boolean, unknown> =>
   Effect.async<boolean, unknown>((resume) => {
     if (pool.closed || pool.counts.live >= pool.max) return resume(Effect.succeed(false))
-    startConnect(pool, undefined, (exit) => resume(Exit.isSuccess(exit) ? Effect.succeed(true) : Effect.failCause(exit.cause)))
+    startConnect(
+      pool,
+      undefined,
+      (exit) => resume(Exit.isSuccess(exit) ? Effect.succeed(true) : Effect.failCause(exit.cause))
+    )
   })
 
 const startConnect = <C, E>(

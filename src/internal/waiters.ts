@@ -1,5 +1,5 @@
-import type * as Exit from "effect/Exit"
 import type * as Effect from "effect/Effect"
+import type * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import type { Item } from "./item.js"
 
