@@ -26,7 +26,10 @@ export const recycle = <C = never, E = never>(
   options?: { readonly spread?: number | undefined }
 ): Policy.Policy<C, E> => {
   const age = millis(maxAge)
-  const window = age * (options?.spread ?? 0.025)
+  // no maximum age: nothing ever expires (and `Infinity - Infinity` below would be `NaN`)
+  if (!Number.isFinite(age)) return { name: "recycle" }
+  // a spread outside [0, 1] would give lifetimes longer than `maxAge`, or negative ones
+  const window = age * Math.min(1, Math.max(0, options?.spread ?? 0.025))
   return stateful<C, E>("recycle", (pool) =>
     Effect.map(Random.next, (offset) => {
       const expiresAt = (record: ConnectionRecord): number => {
