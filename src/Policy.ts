@@ -379,8 +379,9 @@ export interface KeepaliveCommands {
  * `Duration` is `Schedule.spaced`), each ping bounded by `timeout` (default 5 seconds); a connection whose ping
  * fails or hangs is closed and replaced (a disconnect starts a new generation). A connection being pinged is out of
  * reach for a moment, but a pass never takes one while checkouts wait, and a hanging ping never blocks the pool's
- * shutdown. `idleFor` (default 0) pings only connections idle at least that long. Its command `ping` runs one pass
- * now.
+ * shutdown. `idleFor` (default 0) pings only connections idle at least that long (since their last return or
+ * validation). Its command `ping` runs one pass now; passes never overlap (the command and the schedule take turns),
+ * and the first scheduled one comes one step of the schedule after the pool opens.
  *
  * Trade-off: a round trip per idle connection per interval, against idle connections silently dropped by a
  * firewall or the server. Off by default (pre-ping covers lending).
@@ -410,8 +411,9 @@ export const onConnect: <C, E>(
 
 /**
  * SQLAlchemy's `first_connect`: runs once per pool, on the first connection that opens (before it is lent), for
- * work that needs a live connection once (reading the server's version or dialect settings). A failure is a failed
- * connect, and the next connection tries again.
+ * work that needs a live connection once (reading the server's version or dialect settings). Once even when
+ * connects race: the others wait for the first setup to end, as SQLAlchemy's runs under a lock. A failure is a
+ * failed connect, and the next connection (one that waited included) tries again.
  *
  * @since 0.2.0
  * @category policies

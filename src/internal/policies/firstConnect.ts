@@ -3,18 +3,26 @@ import type { ConnectionRecord } from "../../ConnectionRecord.js"
 import type * as Policy from "../../Policy.js"
 import { stateful } from "./make.js"
 
-/** @internal */
+/**
+ * SQLAlchemy's `first_connect`: once per pool. Connects run concurrently (a refill to `min`, a burst of waiters),
+ * so a flag alone would let every connect that starts before the first setup ends run it too; the connects take
+ * turns on a semaphore of one instead, and those that waited find it done and go on. `done` is set only when a
+ * setup succeeds: a failed (or interrupted) one releases the turn and the next connect tries again. Once done, a
+ * connect costs no more than reading the flag.
+ *
+ * @internal
+ */
 export const firstConnect = <C, E>(
   setup: (connection: C, record: ConnectionRecord) => Effect.Effect<void, E>
 ): Policy.Policy<C, E> =>
   stateful<C, E>("firstConnect", () =>
-    Effect.sync(() => {
-      // once per pool: set when a setup succeeds, so a failed one is tried again on the next connection
+    Effect.map(Effect.makeSemaphore(1), (turn) => {
       let done = false
-      return {
-        onConnect: (context) =>
+      const once = (context: Policy.HookContext<C, E>): Effect.Effect<void, E> =>
+        turn.withPermits(1)(Effect.suspend(() =>
           done ? Effect.void : Effect.tap(setup(context.connection, context.record), () => {
             done = true
           })
-      }
+        ))
+      return { onConnect: (context) => done ? Effect.void : once(context) }
     }))

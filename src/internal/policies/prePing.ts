@@ -25,7 +25,9 @@ export const prePing = <C = never, E = never>(
       const record = context.record
       // used or validated a moment ago (HikariCP's bypass window): lent without a round trip
       if (context.now - Math.max(record.lastReturnedAt, record.lastValidatedAt) < skipWithin) return Effect.void
-      return context.ping().pipe(
+      // disconnected: the timeout, and the checkout's deadline, end the wait at once even when the driver's ping is
+      // slow to give up (an uninterruptible round trip); the connection is closed either way
+      return Effect.disconnect(context.ping()).pipe(
         Effect.timeoutFail({ duration: timeout, onTimeout: () => new PingTimeout() }),
         Effect.matchEffect({
           onSuccess: () => Effect.sync(context.markValidated),
