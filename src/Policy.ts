@@ -377,9 +377,9 @@ export interface KeepaliveCommands {
 /**
  * Keepalive (Spanner's `PingingPool`, HikariCP's `keepaliveTime`): pings idle connections on the schedule (a
  * `Duration` is `Schedule.spaced`), each ping bounded by `timeout` (default 5 seconds); a connection whose ping
- * fails or hangs is closed and replaced (a disconnect starts a new generation). A connection being pinged is out of
- * reach for a moment, but a pass never takes one while checkouts wait, and a hanging ping never blocks the pool's
- * shutdown. `idleFor` (default 0) pings only connections idle at least that long (since their last return or
+ * fails or hangs is closed and replaced (that one only: unlike pre-ping, a disconnect starts no new generation,
+ * since the pass pings every idle connection anyway). A connection being pinged is out of reach for a moment, but a
+ * pass never takes one while checkouts wait, and a hanging ping never blocks the pool's shutdown. `idleFor` (default 0) pings only connections idle at least that long (since their last return or
  * validation). Its command `ping` runs one pass now; passes never overlap (the command and the schedule take turns),
  * and the first scheduled one comes one step of the schedule after the pool opens.
  *

@@ -58,13 +58,16 @@ const takeIdle = <C, E>(pool: PoolImpl<C, E>): Item<C> | undefined => {
 
 /**
  * One checkout across its attempts: the caller's mask, which attempt this is (`n > 0` is a retry after a rejected
- * connection), and the first attempt's arrival and deadline, which every retry keeps.
+ * connection), how many connections were rejected on the way (`rejected`: retirements at the end of a lifetime do
+ * not count, so a pile of expired idle connections cannot use up `maxCheckoutAttempts`), and the first attempt's
+ * arrival and deadline, which every retry keeps.
  *
  * @internal
  */
 export interface Attempt {
   readonly restore: Restore
   readonly n: number
+  readonly rejected: number
   readonly arrivedAt: number
   readonly deadline: number
   readonly timeoutMillis: number
@@ -78,12 +81,20 @@ const deadlineOf = (now: number, timeoutMillis: number): number =>
 export const firstAttempt = (restore: Restore, now: number, timeoutMillis: number): Attempt => ({
   restore,
   n: 0,
+  rejected: 0,
   arrivedAt: now,
   deadline: deadlineOf(now, timeoutMillis),
   timeoutMillis
 })
 
-const retryOf = (attempt: Attempt): Attempt => ({ ...attempt, n: attempt.n + 1 })
+const retryOf = (attempt: Attempt, rejected: boolean): Attempt => ({
+  ...attempt,
+  n: attempt.n + 1,
+  rejected: rejected ? attempt.rejected + 1 : attempt.rejected
+})
+
+/** Rejections that end a connection's life on schedule (a lifetime, a use count, an idle timeout): not a fault. */
+const retirements: ReadonlySet<string> = new Set(["expired", "maxUses", "idle", "stale"])
 
 /**
  * The general checkout: a closed pool fails, an idle connection is taken when nobody waits (and validated), else
@@ -241,6 +252,7 @@ const validateParked = <C, E>(
     const attempt: Attempt = {
       restore: mask,
       n: 0,
+      rejected: 0,
       arrivedAt: waiter.enqueuedAt,
       deadline: waiter.deadline,
       timeoutMillis: waiter.timeoutMillis
@@ -391,7 +403,7 @@ export const validate = <C, E>(
     pool.checkouts--
     return Effect.zipRight(
       closeItem(pool, item, "invalidated"),
-      Effect.suspend(() => acquireSlow(pool, retryOf(attempt)))
+      Effect.suspend(() => acquireSlow(pool, retryOf(attempt, false)))
     )
   }
   const bounded = deadline === Infinity ? checks : Effect.timeoutFail(checks, {
@@ -416,11 +428,14 @@ export const validate = <C, E>(
       const rejection = Option.isSome(failure) ? failure.value : Cause.squash(cause)
       // a rejection that another connection would only repeat (`retry: false`) ends the checkout now
       const final = rejection instanceof ConnectionRejected && !rejection.retry
+      const retired = rejection instanceof ConnectionRejected && retirements.has(rejection.reason)
       return Effect.zipRight(
         closeRejected(pool, item, cause),
-        final || attempt.n + 1 >= pool.maxCheckoutAttempts ?
-          Effect.fail(new PoolCheckoutRejectedError({ pool: pool.name, attempts: attempt.n + 1, cause: rejection })) :
-          Effect.suspend(() => acquireSlow(pool, retryOf(attempt)))
+        final || (!retired && attempt.rejected + 1 >= pool.maxCheckoutAttempts) ?
+          Effect.fail(
+            new PoolCheckoutRejectedError({ pool: pool.name, attempts: attempt.rejected + 1, cause: rejection })
+          ) :
+          Effect.suspend(() => acquireSlow(pool, retryOf(attempt, !retired)))
       )
     }
   })

@@ -51,12 +51,13 @@ export const keepalive = <C = never, E = never>(
         onSuccess: () => Effect.sync(context.markValidated),
         onFailure: (error) => {
           if (error instanceof PingTimeout) return Effect.fail(new ConnectionRejected({ reason: noAnswer }))
+          // no new generation on a disconnect (unlike pre-ping): the pass pings every idle connection anyway, and a
+          // firewall dropping one idle session must not replace the whole pool
           const disconnect = context.driver.isDisconnect(error)
           return Effect.fail(
             new ConnectionRejected({
               reason: disconnect ? "keepalive: disconnected" : "keepalive: ping failed",
-              cause: error,
-              invalidateAll: disconnect
+              cause: error
             })
           )
         }

@@ -11,8 +11,7 @@ export const maxUses = <C = never, E = never>(limit: number): Policy.Policy<C, E
   return {
     name: "maxUses",
     // closed as it comes back from its last use (pg-pool's `maxUses`), so it is never checked out to be refused
-    onReturn: (context) => context.record.uses >= limit ? Effect.fail(retired) : Effect.void,
-    // a connection lent without a return in between (a lease detached and put back) is still refused past the limit
-    onCheckout: (context) => context.record.uses > limit ? Effect.fail(retired) : Effect.void
+    // (every lending ends in a return through the return hooks, so no checkout check is needed, and none is paid)
+    onReturn: (context) => context.record.uses >= limit ? Effect.fail(retired) : Effect.void
   }
 }
