@@ -8,6 +8,7 @@ import * as Memory from "../../src/Driver/Memory.js"
 import type { MemoryConnection, MemoryError } from "../../src/Driver/Memory.js"
 import * as Policy from "../../src/Policy.js"
 import * as Pool from "../../src/Pool.js"
+import { ConnectionRejected } from "../../src/PoolError.js"
 import type { PoolEvent } from "../../src/PoolEvent.js"
 import { memoryPool, settle, uniqueName } from "../utils/pool.js"
 
@@ -132,6 +133,48 @@ describe("Policy composition", () => {
       assert.deepStrictEqual(leaks, [`leak #${id}`, `unleaked #${id}`])
       const stats = yield* Pool.stats(pool)
       assert.deepStrictEqual([stats.open, stats.inUse, stats.closed], [3, 0, 0])
+    }))
+})
+
+describe("retirements", () => {
+  it.scoped("idle connections past their lifetime do not use up a checkout's attempts", () =>
+    Effect.gen(function*() {
+      // five idle connections all past their lifetime at once (the machine slept through the background's wake-up)
+      const { pool } = yield* memoryPool({
+        size: 6,
+        min: 5,
+        maxCheckoutAttempts: 3,
+        policies: [
+          Policy.make<MemoryConnection, MemoryError>({
+            name: "expiredBelow6",
+            onCheckout: ({ record }) =>
+              record.id <= 5 ? Effect.fail(new ConnectionRejected({ reason: "expired" })) : Effect.void
+          })
+        ]
+      })
+      yield* settle
+      const id = yield* Pool.use(pool, (c) => Effect.succeed(c.id))
+      assert.isAbove(id, 5)
+      assert.strictEqual((yield* Pool.stats(pool)).closedBy.expired, 5)
+    }))
+
+  it.scoped("other rejections still count: maxCheckoutAttempts ends the checkout", () =>
+    Effect.gen(function*() {
+      const { pool } = yield* memoryPool({
+        size: 6,
+        min: 5,
+        maxCheckoutAttempts: 3,
+        policies: [
+          Policy.make<MemoryConnection, MemoryError>({
+            name: "never",
+            onCheckout: () => Effect.fail(new ConnectionRejected({ reason: "never" }))
+          })
+        ]
+      })
+      yield* settle
+      const error = yield* Effect.flip(Pool.use(pool, () => Effect.void))
+      assert.strictEqual(error._tag, "PoolCheckoutRejectedError")
+      assert.strictEqual((yield* Pool.stats(pool)).closedBy.rejected, 3)
     }))
 })
 
