@@ -260,7 +260,8 @@ export type ResetMode<C, E> =
  * Reset on return (SQLAlchemy's `reset_on_return`), the return finalizer: runs once per return, before the
  * connection can be lent again, aware of how the borrower's work ended. `"rollback"` (the default), `"commit"`,
  * `"none"`, or a function of the `ReturnContext`. A reset that fails or takes longer than `timeout` (default 5
- * seconds) closes the connection instead of pooling it dirty (close reason `resetFailed`). A successful reset emits
+ * seconds) closes the connection instead of pooling it dirty (close reason `resetFailed`); interrupting the
+ * borrower during its return never cuts a reset short, only the timeout does. A successful reset emits
  * a `Reset` event. When the driver knows no transaction is open (`Driver.inTransaction` answers `false`: the `Pg` and
  * `Sqlite` drivers do), a rollback or commit sends nothing and costs no step of its own.
  *
@@ -440,7 +441,8 @@ export const livenessQuery: <C = never, E = never>(sql?: string) => Policy<C, E>
 export interface PrepareCommands {
   /**
    * Prepares every pending connection now and waits until they are ready, answering how many were prepared
-   * (Spanner's `begin_pending_transactions`).
+   * (Spanner's `begin_pending_transactions`); a preparation that failed, or that the pool's closing cut short, is
+   * not counted. Without `pending` nothing waits, and it answers 0.
    */
   readonly beginPending: Effect.Effect<number>
   /** How many returned connections wait for their preparation. */
@@ -453,7 +455,17 @@ export interface PrepareCommands {
  * not lendable (`stats.maintained`). By default a connection is prepared as soon as it comes back; with `pending`
  * it waits for the next step of that schedule (a `Duration` is `Schedule.spaced`), the command `beginPending`, or a
  * checkout that finds no idle connection, whichever comes first; `"manual"` waits for the command or a checkout. A
- * failed preparation closes the connection.
+ * failed preparation closes the connection (close reason `resetFailed`); the pool's closing interrupts the
+ * preparations and the waits, and closes their connections.
+ *
+ * A new connection is prepared too, as it opens (in `onConnect`, at once whatever `pending` says; a failure there
+ * is a failed connect), so every lending finds its connection prepared, the first included; a `prepare` that
+ * checks `record.uses === 0` skips new connections. The preparation runs after the return hooks: with
+ * `resetOnReturn("rollback")` listed, what a borrower left open in the transaction it was lent is rolled back
+ * before the next transaction begins.
+ *
+ * Trade-off: the preparation's round trip per return, off the borrower's path, against one on it; with `pending`,
+ * fewer round trips at quiet times, against connections that stay out of reach until their signal.
  *
  * @since 0.2.0
  * @category policies
