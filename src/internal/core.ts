@@ -123,6 +123,13 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
   admitHooks: ReadonlyArray<Policy.Hooks<C, E>> = []
   connectWraps: ReadonlyArray<Policy.Hooks<C, E>> = []
   traceCheckouts: "stack" | "span" | undefined = undefined
+  /**
+   * With `traceCheckouts: "stack"`: where each fiber last asked for a checkout (`use`, `get`, `checkout`), captured
+   * in the caller's own frame when it called. A stack taken at the lending itself shows only the pool's internals,
+   * and for a waiter the fiber that handed the connection over (a returner, a connect). Weak: a fiber that ends
+   * takes its entry with it.
+   */
+  readonly callSites = new WeakMap<Fiber.RuntimeFiber<unknown, unknown>, Error>()
   /** The policy whose `liveness` hook every ping runs, if any. */
   liveness: Policy.Hooks<C, E> | undefined = undefined
   readonly feed: Feed<C>

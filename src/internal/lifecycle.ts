@@ -257,7 +257,11 @@ export const itemOfRecord = <C, E>(pool: PoolImpl<C, E>, record: ConnectionRecor
 }
 
 /**
- * Takes a lent connection back: interrupts its holder and closes the connection.
+ * Takes a lent connection back: interrupts its holder and closes the connection. The connection leaves its holder
+ * at once (its return then only checks in), but it is closed once the holder has stopped, within a grace of
+ * `min(shutdownTimeout, 1 second)`: a driver cancels the statement of a caller that is interrupted, and closing the
+ * session first would skip that cancel and leave the statement running on the server (a PostgreSQL backend busy in
+ * `pg_sleep` reads no goodbye until the statement ends).
  *
  * @internal
  */
@@ -266,8 +270,14 @@ export const reclaim = <C, E>(pool: PoolImpl<C, E>, record: ConnectionRecord): E
     const item = itemOfRecord(pool, record)
     if (item === undefined || item.state !== LENT) return Effect.succeed(false)
     const holder = item.holder
-    const close = Effect.as(closeItem(pool, item, "reclaimed"), true)
-    return holder === undefined ? close : Effect.zipRight(Fiber.interruptFork(holder), close)
+    // `closeItem` takes the connection out of reach now; the effect it answers closes it
+    const close = closeItem(pool, item, "reclaimed")
+    if (holder === undefined) return Effect.as(close, true)
+    const stopped = Effect.ignore(Effect.timeout(Fiber.await(holder), Math.min(pool.shutdownMillis, 1000)))
+    // closed even if this fiber is interrupted while it waits (the pool closing)
+    return Effect.uninterruptibleMask((restore) =>
+      Effect.zipRight(Fiber.interruptFork(holder), Effect.as(Effect.ensuring(restore(stopped), close), true))
+    )
   })
 
 /**

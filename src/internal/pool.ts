@@ -142,6 +142,19 @@ const checkoutThen = <C, E, A>(
   return item !== undefined ? k(item) : Effect.flatMap(acquire(pool, restore, timeoutOf(pool, options)), k)
 }
 
+/**
+ * With `traceCheckouts: "stack"`, the caller's frame, captured now, while the caller's code is on the stack (V8
+ * formats it only if it is read); `markCallSite` files it under the fiber that runs the checkout.
+ */
+const callSite = <C, E>(pool: PoolImpl<C, E>): Error | undefined =>
+  pool.traceCheckouts === "stack" ? new Error("checked out here") : undefined
+
+const markCallSite = <C, E>(pool: PoolImpl<C, E>, site: Error | undefined): void => {
+  if (site === undefined) return
+  const fiber = currentFiber()
+  if (fiber !== undefined) pool.callSites.set(fiber, site)
+}
+
 /** @internal */
 export const use: {
   <C, A, E2, R>(
@@ -159,9 +172,11 @@ export const use: {
   options?: PoolTypes.CheckoutOptions
 ): Effect.Effect<A, E | E2 | PoolError, R> => {
   const pool = impl(self)
+  const site = callSite(pool)
   // The mask calls its body when it runs (not when `use` is called), each time: the body reads the pool's state
   // directly, without an `Effect.suspend` step of its own.
   return Effect.uninterruptibleMask((restore) => {
+    markCallSite(pool, site)
     if (pool.slowCheckout) {
       const taken = tryTakeChecked(pool, restore, timeoutOf(pool, options))
       if (taken !== undefined) {
@@ -188,8 +203,12 @@ export const get = <C, E>(
   options?: PoolTypes.CheckoutOptions
 ): Effect.Effect<C, E | PoolError, Scope.Scope> => {
   const pool = impl(self)
+  const site = callSite(pool)
   return Effect.uninterruptibleMask((restore) =>
-    Effect.flatMap(Effect.scope, (scope) => checkoutThen(pool, restore, options, (item) => attach(pool, scope, item)))
+    Effect.flatMap(Effect.scope, (scope) => {
+      markCallSite(pool, site)
+      return checkoutThen(pool, restore, options, (item) => attach(pool, scope, item))
+    })
   )
 }
 
@@ -213,9 +232,11 @@ export const checkout = <C, E>(
   options?: PoolTypes.CheckoutOptions
 ): Effect.Effect<PoolTypes.Lease<C>, E | PoolError> => {
   const pool = impl(self)
-  return Effect.uninterruptibleMask((restore) =>
-    checkoutThen(pool, restore, options, (item) => Effect.succeed(new LeaseImpl(pool, item, item.token)))
-  )
+  const site = callSite(pool)
+  return Effect.uninterruptibleMask((restore) => {
+    markCallSite(pool, site)
+    return checkoutThen(pool, restore, options, (item) => Effect.succeed(new LeaseImpl(pool, item, item.token)))
+  })
 }
 
 /** @internal */

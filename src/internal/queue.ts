@@ -57,14 +57,16 @@ export const lend = <C, E>(
   record.uses++
   record.lastUsedAt = now
   pool.checkouts++
-  if (pool.traceCheckouts !== undefined) item.trace = traceOf(pool.traceCheckouts, holder)
+  if (pool.traceCheckouts !== undefined) item.trace = traceOf(pool, pool.traceCheckouts, holder)
 }
 
-const traceOf = (
+const traceOf = <C, E>(
+  pool: PoolImpl<C, E>,
   mode: "stack" | "span",
   holder: Fiber.RuntimeFiber<unknown, unknown> | undefined
 ): string | undefined => {
-  if (mode === "stack") return new Error("checked out here").stack
+  // the holder's own call of `use` / `get` / `checkout` (see `PoolImpl.callSites`), else the lending's stack
+  if (mode === "stack") return (holder && pool.callSites.get(holder) || new Error("checked out here")).stack
   const span = (holder as { readonly currentSpan?: { readonly name?: string; readonly spanId: string } } | undefined)
     ?.currentSpan
   return span === undefined ? undefined : `span ${span.name ?? ""} (${span.spanId})`
