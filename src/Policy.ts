@@ -515,9 +515,19 @@ export interface BreakerCommands {
 /**
  * A circuit breaker (beyond every seed pool): after `failures` consecutive connect failures (default 5) it opens,
  * and checkouts that would have to wait for a connect fail at once with `PoolUnavailableError`, carrying the last
- * connect failure, instead of waiting for their timeout; idle connections are still lent. While open, one probe
- * connect runs on the `probe` schedule (default exponential from 1 second, capped at 30 seconds, jittered); the
- * first connect that succeeds closes it. Its state is a command (`state`) and a `CircuitBreaker` event.
+ * connect failure, instead of waiting for their timeout; idle connections are still lent, and a checkout that finds
+ * every slot holding an open connection waits for a return as usual. While open, one probe connect runs on the
+ * `probe` schedule (a `Duration` is `Schedule.spaced`; default exponential from 1 second, capped at 30 seconds,
+ * jittered), going half-open while it runs (checkouts are still refused then); the first connect that succeeds,
+ * the probe or one of the pool's own (a refill to `min`), closes it. Its state is a command (`state`) and a
+ * `CircuitBreaker` event (`open` with the last failure, `halfOpen`, `closed`).
+ *
+ * Counted: every connect the driver fails (and a connect cut off by `connectTimeout`), whoever asked for it; not
+ * connects the pool's shutdown interrupts, nor `onConnect` failures. Checkouts already waiting when it opens keep
+ * their own deadline.
+ *
+ * Trade-off: a dead database answers callers at once instead of after `timeout`, at the price of a refusal for up
+ * to one probe interval after it came back. Off by default.
  *
  * @since 0.2.0
  * @category policies
@@ -542,9 +552,16 @@ export interface LeakCommands {
 
 /**
  * Leak detection (HikariCP's `leakDetectionThreshold`, and beyond it): a connection held longer than `threshold`
- * emits a `Leak` event naming the holder fiber and where it was checked out (`trace`: `"span"`, the default, is the
- * span current at checkout; `"stack"` captures a stack at every checkout, which costs); `Unleaked` when it comes
- * back. With `reclaim: true` the holder fiber is interrupted and the connection closed (reason `reclaimed`).
+ * emits a `Leak` event, once per lending, naming the holder fiber and where it was checked out (`trace`: `"span"`,
+ * the default, is the span current at checkout; `"stack"` captures the caller's stack at every call of `use`, `get`
+ * or `checkout`, which costs); `Unleaked` when it comes back. With `reclaim: true` the holder fiber is interrupted
+ * and the connection closed (reason `reclaimed`) once the holder has stopped (so a driver cancels the statement it
+ * was running), then `Unleaked`. A reported connection that is closed instead of returned (invalidated, stale,
+ * detached) has its `Unleaked` at the detector's next pass, within one threshold. Its command `leaks` lists the
+ * connections held past the threshold now.
+ *
+ * Trade-off: a background fiber that sleeps until the next lending reaches the threshold, and a return hook that
+ * costs nothing while no leak is reported; `"stack"` costs an `Error` per checkout. Off by default.
  *
  * @since 0.2.0
  * @category policies
