@@ -13,6 +13,11 @@ import * as events from "../examples/events.js"
 import * as layers from "../examples/layers.js"
 import * as leases from "../examples/leases.js"
 import * as policies from "../examples/policies.js"
+import * as policyBreaker from "../examples/policy-breaker.js"
+import * as policyHealth from "../examples/policy-health.js"
+import * as policyLeaks from "../examples/policy-leaks.js"
+import * as policyLifetime from "../examples/policy-lifetime.js"
+import * as policyReset from "../examples/policy-reset.js"
 import * as poolBasics from "../examples/pool-basics.js"
 import * as shutdown from "../examples/shutdown.js"
 import * as statefulPolicy from "../examples/stateful-policy.js"
@@ -98,6 +103,61 @@ describe("examples", () => {
       assert.deepStrictEqual(result.maxUses, [1, 1, 2])
       assert.deepStrictEqual(result.closedBy, { rejected: 1, expired: 1 })
       assert.strictEqual(result.generation, 1)
+    }))
+
+  it.effect("policy-lifetime: recycle spread, maxUses, lifetime(schedule) and idleTimeout", () =>
+    Effect.gen(function*() {
+      const result = yield* policyLifetime.program
+      assert.strictEqual(result.recycle.closedBy.expired, 4)
+      assert.strictEqual(new Set(result.recycle.expiredAt).size, 4, "the four expire at four different times")
+      assert.deepStrictEqual(result.maxUses.ids, [1, 1, 2, 2, 3])
+      assert.deepStrictEqual(result.lifetime.byUses, [1, 1, 1, 2])
+      assert.strictEqual(result.lifetime.byAge, 3)
+      assert.deepStrictEqual(result.idleTimeout, { afterBurst: 5, afterAMinute: 2, closedBy: { idle: 3 } })
+    }))
+
+  it.effect("policy-health: prePing, keepalive with its ping command, firstConnect and livenessQuery", () =>
+    Effect.gen(function*() {
+      const result = yield* policyHealth.program
+      assert.strictEqual(result.serverVersion, "memory 1.0")
+      assert.deepStrictEqual(result.afterRestart, [{ "?column?": 1 }])
+      assert.strictEqual(result.generation, 1)
+      assert.isTrue(result.replacedBySchedule)
+      assert.isTrue(result.replacedByCommand)
+      assert.isTrue(result.allAlive)
+      assert.strictEqual(result.open, 3)
+    }))
+
+  it.effect("policy-reset: resetOnReturn modes, a hanging reset, prepareOnReturn with pending", () =>
+    Effect.gen(function*() {
+      const result = yield* policyReset.program
+      assert.deepStrictEqual(result.committed, ["INSERT INTO orders VALUES (1)"])
+      assert.deepStrictEqual(result.resets, ["commit", "commit"])
+      assert.deepStrictEqual(result.afterHang, { closedBy: { resetFailed: 1 }, open: 0 })
+      assert.strictEqual(result.prepare.begun, 2)
+      assert.isTrue(result.prepare.lentInTransaction)
+      assert.strictEqual(result.prepare.neverCommitted, 0)
+    }))
+
+  it.effect("policy-breaker: opens after failed connects, fails fast, probes and closes", () =>
+    Effect.gen(function*() {
+      const result = yield* policyBreaker.program
+      assert.strictEqual(result.opened, "open")
+      assert.strictEqual(result.refused.tag, "PoolUnavailableError")
+      assert.include(result.refused.message, "the server is down")
+      assert.strictEqual(result.closed, "closed")
+      assert.deepStrictEqual(result.transitions.map((t) => t.split(" ")[0]), ["open", "halfOpen", "closed"])
+    }))
+
+  it.effect("policy-leaks: Leak and Unleaked events, the leaks command, reclaim", () =>
+    Effect.gen(function*() {
+      const result = yield* policyLeaks.program
+      assert.strictEqual(result.reported.length, 2)
+      assert.include(result.reported[0]!, "from span nightly-report")
+      assert.include(result.reported[1]!, "Unleaked after")
+      assert.deepStrictEqual(result.reclaimed.slice(1), ["Close (reclaimed)", "Unleaked after 5000 ms"])
+      assert.isTrue(result.holderInterrupted)
+      assert.deepStrictEqual(result.closedBy, { reclaimed: 1 })
     }))
 
   it.effect("custom-policy: a keepalive, an onReturn check, and hook order", () =>
