@@ -422,7 +422,7 @@ const checkTargets = (rows: ReadonlyArray<Row>, heapRows: ReadonlyArray<HeapRow>
     const detail = x === undefined ?
       "not measured" :
       `${fmt(withPolicies!.cpuNsPerOp)} / ${fmt(plain!.cpuNsPerOp)} ns = ${x2(x)}${queuedIn(withPolicies)}` +
-        (overFloor === undefined ? "" : `; vs floor/handoff-masked ${x2(overFloor)}`)
+      (overFloor === undefined ? "" : `; vs floor/handoff-masked ${x2(overFloor)}`)
     if (n === 100) {
       // the policies issue's target: the default policies cost at most 1.3x none under contention
       push("Pool.use with the default policies ≤ 1.3× without, CPU/cycle at 100/10", x, (x) => x <= 1.3, detail)
