@@ -15,6 +15,11 @@ export * as ConnectionRecord from "./ConnectionRecord.js"
 export * as Driver from "./Driver.js"
 
 /**
+ * @since 0.3.0
+ */
+export * as Interaction from "./Interaction.js"
+
+/**
  * @since 0.1.0
  */
 export * as Policy from "./Policy.js"
