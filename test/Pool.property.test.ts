@@ -2,9 +2,11 @@
  * Model-based property tests of the core (RELIABILITY.md I1–I12, the event law, no waiter past its deadline): random
  * commands (acquire, release, invalidate, interrupt, kill, connect and statement faults, clock advances,
  * invalidate-all, dispose, detach, listeners registered and unregistered, shutdown) over the Memory driver, under a
- * random mix of policies (reset on return, pre-ping, recycle, max uses, onConnect, custom validations that reject,
- * take time or hang, a background keepalive) and a random fiber yield budget, with the invariants checked after every
- * command and at the end (see `utils/model.ts`).
+ * random subset of the policies (reset on return: rollback, commit, none or a counted custom reset; pre-ping with and
+ * without its bypass window; recycle; max uses; lifetime; idle timeout; keepalive; prepare on return; onConnect,
+ * firstConnect, a liveness query; connect retry; circuit breaker; leak detection with and without reclaim; custom
+ * validations that reject, take time or hang; a model-made background keepalive) and a random fiber yield budget,
+ * with the invariants checked after every command and at the end (see `utils/model.ts`).
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, FastCheck as fc, Scope } from "effect"
@@ -50,7 +52,12 @@ describe("Pool properties", () => {
 
   // found by the property above on the old core, shrunk: one scenario per defect (utils/counterexamples.ts)
   describe("counterexamples", () => {
-    for (const { name, scenario } of counterexamples) it.effect(name, () => run(scenario))
+    for (const { hangs, name, open, scenario } of counterexamples) {
+      // a defect still open fails its scenario: expected to, until the fix makes this test fail and drops `open`
+      if (open === undefined) it.effect(name, () => run(scenario))
+      else if (hangs === true) it.effect.skip(`${name} (open, hangs: ${open})`, () => run(scenario))
+      else it.effect.fails(`${name} (open: ${open})`, () => run(scenario))
+    }
   })
 
   it.effect.prop(

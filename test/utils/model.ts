@@ -4,10 +4,31 @@
  * after each command and at the end. Shared by the property test and by anyone reproducing a counterexample:
  * `runScenario` answers the violations found, `run` asserts there are none.
  *
- * Each violation starts with the name of what it breaks (`I1` … `I12`, `count`, `law`, `stream`), so a search for
- * counterexamples can aim at one of them.
+ * Each violation starts with the name of what it breaks (`I1` … `I12`, `count`, `law`, `stream`, or the policy whose
+ * promise it is: `maxUses`, `recycle`, `lifetime`, `idleTimeout`, `prepare`, `firstConnect`, `liveness`, `breaker`,
+ * `leak`), so a search for counterexamples can aim at one of them. Beyond I1–I12, each policy in the run adds its
+ * own: with pre-ping a connection dead when the pre-ping looked is lent only inside its `skipWithin` window (I7); an
+ * invalidated connection is never lent again and is closed (I7); a custom reset runs once per return before the next
+ * lending, and a failed one closes the connection (I8); a commit reset commits only what succeeded (I8); recycle,
+ * lifetime and max uses never lend past their limit; idle timeout never retires below `min` nor before its timeout;
+ * a prepared connection is prepared again after each return before it is lent; the circuit breaker refuses only
+ * while open, and refuses a checkout that would wait for a connect while open; leak detection with reclaim lets
+ * nobody hold past the threshold and its holder ends interrupted.
  */
-import { Cause, Clock, Deferred, Effect, Exit, FastCheck as fc, Fiber, FiberRef, Option, Scope, Stream } from "effect"
+import {
+  Cause,
+  Clock,
+  Deferred,
+  Effect,
+  Exit,
+  FastCheck as fc,
+  Fiber,
+  FiberRef,
+  Option,
+  Schedule,
+  Scope,
+  Stream
+} from "effect"
 import { TestClock } from "effect"
 import * as assert from "node:assert"
 import * as Memory from "../../src/Driver/Memory.js"
@@ -29,8 +50,17 @@ export type Step = "ok" | "reject" | "hang" | { readonly sleep: number }
  * so a one-element script applies to every call.
  */
 export type PolicySpec =
-  | { readonly _tag: "Reset"; readonly mode: "rollback" | "commit" }
-  | { readonly _tag: "PrePing"; readonly timeoutMillis: number }
+  /**
+   * `Policy.resetOnReturn`; `"custom"` is a reset the model counts per return (I8), following its script: done at
+   * once (ok), failed (fail), 300 ms of work (slow), or past the reset's 1 s timeout (hang)
+   */
+  | {
+    readonly _tag: "Reset"
+    readonly mode: "rollback" | "commit" | "none" | "custom"
+    readonly script?: ReadonlyArray<ResetStep> | undefined
+  }
+  /** `Policy.prePing`; `skipWithinMillis` absent is 0 (a ping at every checkout, as the older scenarios assume) */
+  | { readonly _tag: "PrePing"; readonly timeoutMillis: number; readonly skipWithinMillis?: number | undefined }
   | { readonly _tag: "Recycle"; readonly maxAgeMillis: number }
   | { readonly _tag: "MaxUses"; readonly n: number }
   /** `Policy.onConnect`: a `SET` (ok), a typed `MemoryError` (fail), or 300 ms of setup (slow) */
@@ -41,6 +71,42 @@ export type PolicySpec =
   | { readonly _tag: "Validate"; readonly script: ReadonlyArray<Step> }
   /** a background policy: every `everyMillis`, a `forEachIdle` pass that pings (after `pingMillis`) */
   | { readonly _tag: "Keepalive"; readonly everyMillis: number; readonly pingMillis: number }
+  /** `Policy.firstConnect`, whose setup follows the script (a failure is a failed connect) */
+  | { readonly _tag: "FirstConnect"; readonly script: ReadonlyArray<"ok" | "fail"> }
+  /** `Policy.livenessQuery`: every ping of the pool runs this statement instead of the driver's ping */
+  | { readonly _tag: "LivenessQuery" }
+  /** `Policy.connectRetry` with `Schedule.spaced` */
+  | { readonly _tag: "ConnectRetry"; readonly spacedMillis: number }
+  /** `Policy.keepalive` itself (the `Keepalive` above is a model-made policy on the same seam) */
+  | {
+    readonly _tag: "KeepalivePolicy"
+    readonly everyMillis: number
+    readonly timeoutMillis: number
+    readonly idleForMillis: number
+  }
+  /** `Policy.circuitBreaker`, opening after `failures` consecutive connect failures, probing every `probeMillis` */
+  | { readonly _tag: "CircuitBreaker"; readonly failures: number; readonly probeMillis: number }
+  /** `Policy.leakDetection`, with or without `reclaim` */
+  | { readonly _tag: "LeakDetection"; readonly thresholdMillis: number; readonly reclaim: boolean }
+  /** `Policy.idleTimeout` */
+  | { readonly _tag: "IdleTimeout"; readonly millis: number }
+  /** `Policy.lifetime` with `Schedule.recurs(lendings)`, `Schedule.recurUpTo(millis)`, or both intersected */
+  | { readonly _tag: "Lifetime"; readonly lendings?: number | undefined; readonly millis?: number | undefined }
+  /**
+   * `Policy.prepareOnReturn`, whose preparation follows the script (ok, fail, or 200 ms of work); `pending`: none
+   * (at once), a schedule's spacing in ms, or `"manual"`
+   */
+  | {
+    readonly _tag: "Prepare"
+    readonly script: ReadonlyArray<"ok" | "fail" | "slow">
+    readonly pending: "none" | "manual" | number
+  }
+
+/** One answer of a custom reset on return. */
+export type ResetStep = "ok" | "fail" | "slow" | "hang"
+
+/** The statement of `Policy.livenessQuery` in the model: one the Memory driver runs as a plain statement. */
+const livenessSql = "SELECT 1 AS alive"
 
 export type Command =
   | { readonly _tag: "Acquire"; readonly work?: "none" | "tx" | undefined }
@@ -73,7 +139,19 @@ export interface Scenario {
   readonly observe?: boolean | undefined
   /** a second whole-run listener, whose checkout handler rejects when its script says so */
   readonly rejector?: ReadonlyArray<boolean> | undefined
+  /** what checkout hooks' decisions are measured at (see `hookClock`); `hookClock` when absent */
+  readonly hookClock?: "context" | "clock" | undefined
 }
+
+/**
+ * What the model measures pre-ping's window, recycle's age and lifetime's elapsed time at, when a checkout hook
+ * runs: `"clock"` is the clock when the hook runs; `"context"` is the hook's `context.now`, which the core reads once
+ * when the checkout's checks start, so a hook listed after one that takes time sees a stale clock (a pre-ping that
+ * skips a connection idle far longer than its window, a recycle that lends an expired connection: the `clock`
+ * counterexamples in `counterexamples.ts`). `"context"` while that is open, so that the random runs look for other
+ * defects; `"clock"` once the core gives hooks the current time.
+ */
+export const hookClock: "context" | "clock" = "context"
 
 /** Mostly "ok", so that scripts read cyclically still let most checkouts and connects through. */
 const step: fc.Arbitrary<Step> = fc.oneof(
@@ -90,8 +168,19 @@ const weighted = <A>(...choices: ReadonlyArray<readonly [A, number]>): fc.Arbitr
 const rarely: fc.Arbitrary<boolean> = weighted([false, 3], [true, 1])
 
 const policyKinds: ReadonlyArray<fc.Arbitrary<PolicySpec>> = [
-  fc.record({ _tag: fc.constant("Reset" as const), mode: fc.constantFrom("rollback" as const, "commit" as const) }),
-  fc.record({ _tag: fc.constant("PrePing" as const), timeoutMillis: fc.constantFrom(100, 1000) }),
+  fc.record({
+    _tag: fc.constant("Reset" as const),
+    mode: fc.constantFrom("rollback" as const, "commit" as const, "none" as const, "custom" as const),
+    script: fc.array(weighted<ResetStep>(["ok", 4], ["fail", 1], ["slow", 1], ["hang", 1]), {
+      minLength: 1,
+      maxLength: 5
+    })
+  }),
+  fc.record({
+    _tag: fc.constant("PrePing" as const),
+    timeoutMillis: fc.constantFrom(100, 1000),
+    skipWithinMillis: fc.constantFrom(0, 500, 2000)
+  }),
   fc.record({ _tag: fc.constant("Recycle" as const), maxAgeMillis: fc.constantFrom(500, 3000) }),
   fc.record({ _tag: fc.constant("MaxUses" as const), n: fc.integer({ min: 1, max: 3 }) }),
   fc.record({
@@ -110,12 +199,59 @@ const policyKinds: ReadonlyArray<fc.Arbitrary<PolicySpec>> = [
     _tag: fc.constant("Keepalive" as const),
     everyMillis: fc.constantFrom(500, 1500),
     pingMillis: fc.constantFrom(0, 100)
+  }),
+  fc.record({
+    _tag: fc.constant("FirstConnect" as const),
+    script: fc.array(weighted(["ok" as const, 3], ["fail" as const, 1]), { minLength: 1, maxLength: 3 })
+  }),
+  fc.constant({ _tag: "LivenessQuery" as const }),
+  fc.record({ _tag: fc.constant("ConnectRetry" as const), spacedMillis: fc.constantFrom(100, 1000) }),
+  fc.record({
+    _tag: fc.constant("KeepalivePolicy" as const),
+    everyMillis: fc.constantFrom(400, 1500),
+    timeoutMillis: fc.constantFrom(100, 1000),
+    idleForMillis: fc.constantFrom(0, 1000)
+  }),
+  fc.record({ _tag: fc.constant("IdleTimeout" as const), millis: fc.constantFrom(300, 1000, 3000) }),
+  fc.record({
+    _tag: fc.constant("CircuitBreaker" as const),
+    failures: fc.integer({ min: 1, max: 3 }),
+    probeMillis: fc.constantFrom(500, 2000)
+  }),
+  fc.record({
+    _tag: fc.constant("LeakDetection" as const),
+    thresholdMillis: fc.constantFrom(300, 1000),
+    reclaim: fc.boolean()
+  }),
+  fc.oneof(
+    fc.record({ _tag: fc.constant("Lifetime" as const), lendings: fc.integer({ min: 1, max: 3 }) }),
+    fc.record({ _tag: fc.constant("Lifetime" as const), millis: fc.constantFrom(500, 2000) }),
+    fc.record({
+      _tag: fc.constant("Lifetime" as const),
+      lendings: fc.integer({ min: 1, max: 3 }),
+      millis: fc.constantFrom(500, 2000)
+    })
+  ),
+  fc.record({
+    _tag: fc.constant("Prepare" as const),
+    script: fc.array(weighted(["ok" as const, 4], ["fail" as const, 1], ["slow" as const, 1]), {
+      minLength: 1,
+      maxLength: 4
+    }),
+    pending: fc.constantFrom<"none" | "manual" | number>("none", "manual", 700)
   })
 ]
 
-/** A random subset of the policy kinds (each present one time in three), in a random order. */
+/**
+ * A random subset of the policy kinds (each present one time in four: about five of them in a run, so that a run
+ * stays short and a violation points at few policies), in a random order.
+ */
 export const policies: fc.Arbitrary<ReadonlyArray<PolicySpec>> = fc.tuple(
-  fc.tuple(...policyKinds.map((kind) => fc.option(kind, { freq: 2, nil: undefined }))),
+  fc.tuple(
+    ...policyKinds.map((kind) =>
+      fc.oneof({ arbitrary: fc.constant(undefined), weight: 3 }, { arbitrary: kind, weight: 1 })
+    )
+  ),
   fc.shuffledSubarray(policyKinds.map((_, i) => i), { minLength: policyKinds.length })
 ).map(([chosen, order]) => order.flatMap((i) => chosen[i] === undefined ? [] : [chosen[i]]))
 
@@ -170,7 +306,12 @@ export const scenario: fc.Arbitrary<Scenario> = fc.record({
   policies,
   observe: fc.boolean(),
   rejector: fc.option(fc.array(rarely, { minLength: 1, maxLength: 3 }), { nil: undefined })
-}).filter((s) => s.size + s.maxOverflow >= 1 && s.min <= s.size)
+}).filter((s) =>
+  s.size + s.maxOverflow >= 1 && s.min <= s.size &&
+  // a circuit breaker with a connect timeout can hang the pool's shutdown (the `hangs` counterexample, still open):
+  // left out of the random runs until it is fixed, so that they look for other defects
+  !(s.connectTimeout !== undefined && (s.policies ?? []).some((p) => p._tag === "CircuitBreaker"))
+)
 
 // ---------------------------------------------------------------------------------------------------------------
 // the run
@@ -225,15 +366,32 @@ const describeEvent = (e: PoolEvent<C> | undefined): string =>
   e === undefined ? "nothing" : "record" in e ? `${e._tag}(${e.record.id})` : e._tag
 
 /** Runs a scenario and answers the violations it found (empty when the pool kept every invariant). */
-export const runScenario = (s: Scenario): Effect.Effect<ReadonlyArray<string>> =>
+export const runScenario = (
+  s: Scenario,
+  progress: { step: string } = { step: "" }
+): Effect.Effect<ReadonlyArray<string>> =>
   Effect.gen(function*() {
     // with a small yield budget every fiber needs more turns to finish what it started
     const turns = Effect.repeatN(Effect.yieldNow(), 20 * Math.ceil(64 / s.maxOps))
     const max = s.size + s.maxOverflow
     const specs = s.policies ?? []
     const resetSpec = specs.find((p) => p._tag === "Reset")
-    const resetStatement = resetSpec === undefined ? undefined : resetSpec.mode === "rollback" ? "ROLLBACK" : "COMMIT"
-    const prePing = specs.some((p) => p._tag === "PrePing")
+    const resetMode = resetSpec?.mode
+    /** a reset that emits `Reset` events (every mode but "none") */
+    const resets = resetMode !== undefined && resetMode !== "none"
+    const prePingSpec = specs.find((p) => p._tag === "PrePing")
+    const prePing = prePingSpec !== undefined
+    const skipWithin = prePingSpec?.skipWithinMillis ?? 0
+    const maxUses = specs.find((p) => p._tag === "MaxUses")?.n
+    const maxAge = specs.find((p) => p._tag === "Recycle")?.maxAgeMillis
+    const liveness = specs.some((p) => p._tag === "LivenessQuery")
+    const firstConnect = specs.some((p) => p._tag === "FirstConnect")
+    const lifetimeSpec = specs.find((p) => p._tag === "Lifetime")
+    const idleTimeout = specs.find((p) => p._tag === "IdleTimeout")?.millis
+    const prepares = specs.some((p) => p._tag === "Prepare")
+    const breaker = specs.some((p) => p._tag === "CircuitBreaker")
+    const leakSpec = specs.find((p) => p._tag === "LeakDetection")
+    const reclaims = leakSpec?.reclaim === true
     const db = yield* Memory.make()
     yield* db.applyPlan({ connects: [], queries: [], slowMillis: 700 })
 
@@ -243,6 +401,11 @@ export const runScenario = (s: Scenario): Effect.Effect<ReadonlyArray<string>> =
     /** borrowers whose place in the grant order is taken */
     const granted = new Set<number>()
     const violations: Array<string> = []
+    /** where the run is (`run` names it when a scenario hangs; MODEL_TRACE=1 prints it) */
+    const at = (step: string) => {
+      progress.step = step
+      if (process.env.MODEL_TRACE !== undefined) console.log(`model: ${step}`)
+    }
     const violate = (message: string) => {
       if (violations.length < 30 && !violations.includes(message)) violations.push(message)
     }
@@ -254,8 +417,66 @@ export const runScenario = (s: Scenario): Effect.Effect<ReadonlyArray<string>> =
     const killedAt = new Map<number, number>()
     const pingedAt = new Map<number, number>()
     const lentAt = new Map<number, number>()
-    /** where each connection's statements stood when its last borrower let go, and whether a transaction was open */
-    const returnMark = new Map<number, { readonly index: number; readonly inTransaction: boolean }>()
+    /**
+     * where each connection's statements stood when its last borrower let go, whether a transaction was open, the
+     * statement a rollback or commit reset sends for that return, the borrower and the tick of the return
+     */
+    const returnMark = new Map<number, {
+      readonly index: number
+      readonly inTransaction: boolean
+      readonly statement: "ROLLBACK" | "COMMIT"
+      readonly by: number
+      readonly tick: number
+    }>()
+    /** when each connection's connect started (the model's own reading: `record.createdAt` should agree) */
+    const connectStart = new Map<number, number>()
+    /**
+     * when each connection was last used or validated, as the model saw it: opened, returned by a borrower (or by a
+     * checkout that ended before its borrower held it), or pinged successfully. Pre-ping may skip a connection
+     * touched within its `skipWithin` window.
+     */
+    const touchedAt = new Map<number, number>()
+    const touch = (id: number, now: number) => touchedAt.set(id, Math.max(touchedAt.get(id) ?? -Infinity, now))
+    /** per connection: the pre-ping's last decision (its tick and the clock when the hook ran) */
+    const prePingDecision = new Map<number, { readonly tick: number; readonly now: number }>()
+    /** per connection: the clock when recycle's checkout hook last ran on it */
+    const recycleCheckedAt = new Map<number, number>()
+    /** per connection: how many borrowers have held it */
+    const holds = new Map<number, number>()
+    /** connections invalidated through `Pool.invalidate` (I7: never lent again) */
+    const invalidatedIds = new Map<number, "hard" | "soft">()
+    /** custom reset (I8): successful resets per borrower, connections whose reset failed, resets in progress */
+    const resetsBy = new Map<number, number>()
+    const resetFailed = new Set<number>()
+    let resetting = 0
+    const resettingFor = new Set<number>()
+    /** per borrower: the connection its checkout hooks last ran on (a checkout that ends before its hold returns it) */
+    const validatedFor = new Map<number, number>()
+    let firstConnects = 0
+    /** lifetime (per connection): the clock at its first and at its last checkout step */
+    const lifetimeFirst = new Map<number, number>()
+    const lifetimeAt = new Map<number, number>()
+    /** when each connection last came back (or opened): what an idle timeout measures from */
+    const returnedAt = new Map<number, number>()
+    /** connections a background policy retired (closing), and prepareOnReturn's successes and failures */
+    const retired = new Set<number>()
+    /**
+     * the circuit breaker's state, as its events tell it (they pass through its handle), and how many times it
+     * changed; borrowers that lived while it was not closed
+     */
+    let breakerState: Policy.BreakerState = "closed"
+    let breakerChanges = 0
+    const sawBreakerOpen = new Set<number>()
+    /** borrowers whose checkout must fail with PoolUnavailableError: arrived while open, with room and nothing idle */
+    const mustBeRefused = new Map<number, number>()
+    /** borrowers whose connection leak detection reclaimed */
+    const reclaimed = new Set<number>()
+    /** the pool's record ids (one per connect attempt) to the Memory driver's connection ids */
+    const connectionOf = new Map<number, number>()
+    const preparedAt = new Map<number, number>()
+    const prepareFailed = new Set<number>()
+    /** borrowers whose work began a transaction */
+    const inTransaction = new Set<number>()
     /** checkout hooks in progress (they may take time or hang), by a token, with their connection */
     const validating = new Map<number, number>()
     let nextToken = 0
@@ -270,34 +491,143 @@ export const runScenario = (s: Scenario): Effect.Effect<ReadonlyArray<string>> =
     }
 
     /** Wraps a checkout policy so that the model sees which borrower it runs for, how long it takes and its verdict. */
-    const tracked = (
-      policy: Policy.Policy<C, Memory.MemoryError>,
+    const tracked = <Commands>(
+      policy: Policy.Policy<C, Memory.MemoryError, Commands>,
       ping: boolean
-    ): Policy.Policy<C, Memory.MemoryError> =>
-      Policy.make({
-        ...policy,
-        onCheckout: (context) =>
-          Effect.flatMap(FiberRef.get(currentBorrower), (who) =>
-            Effect.flatMap(Clock.currentTimeMillis, (start) => {
-              const token = nextToken++
-              validating.set(token, context.connection.id)
-              // the pool lends in grant order; validations then run side by side and may finish in any order, so a
-              // borrower's place in the grant order is taken when its first validation starts
-              if (who >= 0 && !granted.has(who)) {
-                granted.add(who)
-                grants.push(who)
+    ): Policy.Policy<C, Memory.MemoryError, Commands> => {
+      const wrap = (
+        check: NonNullable<Policy.Hooks<C, Memory.MemoryError>["onCheckout"]>
+      ): NonNullable<Policy.Hooks<C, Memory.MemoryError>["onCheckout"]> =>
+      (context) =>
+        Effect.flatMap(FiberRef.get(currentBorrower), (who) =>
+          Effect.flatMap(Clock.currentTimeMillis, (start) => {
+            const token = nextToken++
+            validating.set(token, context.connection.id)
+            // the pool lends in grant order; validations then run side by side and may finish in any order, so a
+            // borrower's place in the grant order is taken when its first validation starts
+            if (who >= 0 && !granted.has(who)) {
+              granted.add(who)
+              grants.push(who)
+            }
+            const at = (s.hookClock ?? hookClock) === "clock" ? start : context.now
+            if (ping) {
+              pingedAt.set(context.connection.id, ++tick)
+              prePingDecision.set(context.connection.id, { tick, now: at })
+            }
+            if (policy.name === "recycle") recycleCheckedAt.set(context.connection.id, at)
+            if (policy.name === "lifetime") {
+              if (!lifetimeFirst.has(context.connection.id)) lifetimeFirst.set(context.connection.id, at)
+              lifetimeAt.set(context.connection.id, at)
+            }
+            if (who >= 0) validatedFor.set(who, context.connection.id)
+            return Effect.onExit(
+              Effect.suspend(() => check(context)),
+              (exit) =>
+                Effect.map(Clock.currentTimeMillis, (now) => {
+                  validating.delete(token)
+                  if (Exit.isFailure(exit) || now > start) taint(who)
+                })
+            )
+          }))
+      // a stateful policy's hooks are its instance's: wrap those
+      const instantiate = policy.instantiate
+      if (instantiate !== undefined) {
+        return Policy.make({
+          ...policy,
+          instantiate: (handle) =>
+            Effect.map(instantiate(handle), (instance) =>
+              instance.onCheckout === undefined ? instance : { ...instance, onCheckout: wrap(instance.onCheckout) })
+        })
+      }
+      return Policy.make({ ...policy, onCheckout: wrap(policy.onCheckout!) })
+    }
+
+    /**
+     * Wraps a background policy's handle so that the model sees what it retires: never below `min` (idle timeout),
+     * never a connection idle less than the timeout, never one younger than its lifetime (recycle).
+     */
+    const audited = <Commands>(
+      policy: Policy.Policy<C, Memory.MemoryError, Commands>
+    ): Policy.Policy<C, Memory.MemoryError, Commands> => {
+      const watch = (handle: Policy.PoolHandle<C, Memory.MemoryError>): Policy.PoolHandle<C, Memory.MemoryError> => ({
+        ...handle,
+        emit: (event) =>
+          Effect.suspend(() => {
+            if (event._tag === "CircuitBreaker") {
+              breakerState = event.state
+              breakerChanges++
+              if (event.state !== "closed") {
+                for (const b of borrowers) {
+                  if (b.state !== "done") {
+                    sawBreakerOpen.add(b.id)
+                  }
+                }
               }
-              if (ping) pingedAt.set(context.connection.id, ++tick)
-              return Effect.onExit(
-                Effect.suspend(() => policy.onCheckout!(context)),
-                (exit) =>
-                  Effect.map(Clock.currentTimeMillis, (now) => {
-                    validating.delete(token)
-                    if (Exit.isFailure(exit) || now > start) taint(who)
-                  })
-              )
-            }))
+            }
+            return handle.emit(event)
+          }),
+        reclaim: (record) =>
+          Effect.gen(function*() {
+            const id = connectionOf.get(record.id)
+            const holder = id === undefined ? undefined : holders.get(id)
+            const taken = yield* handle.reclaim(record)
+            if (taken && holder !== undefined) {
+              reclaimed.add(holder)
+            }
+            return taken
+          }),
+        retire: (record, reason) =>
+          Effect.gen(function*() {
+            const now = yield* Clock.currentTimeMillis
+            const open = (yield* db.connections).filter((c) =>
+              !detachedIds.has(c.id) && !retired.has(c.id) && !c.closed
+            ).length
+            const done = yield* handle.retire(record, reason)
+            const id = connectionOf.get(record.id)
+            if (!done || finished || id === undefined) {
+              return done
+            }
+            retired.add(id)
+            if (reason === "idle") {
+              if (open <= s.min) {
+                violate(`idleTimeout: retired ${id} with ${open} open, min ${s.min}`)
+              }
+              const idleFor = now - (returnedAt.get(id) ?? -Infinity)
+              // (a microsecond of slack for the test clock's float noise after a jittered backoff)
+              if (idleTimeout !== undefined && idleFor < idleTimeout - 0.001) {
+                violate(`idleTimeout: retired ${id} idle for ${idleFor} ms < ${idleTimeout}`)
+              }
+            }
+            if (reason === "expired" && maxAge !== undefined) {
+              const age = now - (connectStart.get(id) ?? now)
+              if (age < maxAge * (1 - 0.025) - 0.001) {
+                violate(`recycle: retired ${id} at age ${age} < ${maxAge}`)
+              }
+            }
+            return done
+          })
       })
+      const instantiate = policy.instantiate
+      const background = policy.background
+      return Policy.make({
+        ...policy,
+        ...(instantiate === undefined ? {} : {
+          instantiate: (handle) =>
+            Effect.map(instantiate(watch(handle)), (instance) =>
+              instance.background === undefined ?
+                instance :
+                {
+                  ...instance,
+                  background: (h) =>
+                    instance.background!(watch(h))
+                })
+        }),
+        ...(background === undefined ? {} : {
+          background: (handle) =>
+            background(watch(handle))
+        })
+      })
+    }
 
     const cycle = <A>(script: ReadonlyArray<A>, fallback: A) => {
       let i = 0
@@ -306,12 +636,94 @@ export const runScenario = (s: Scenario): Effect.Effect<ReadonlyArray<string>> =
 
     const build = (spec: PolicySpec): Policy.Policy<C, Memory.MemoryError> => {
       switch (spec._tag) {
-        case "Reset":
-          return Policy.resetOnReturn(spec.mode)
+        case "Reset": {
+          if (spec.mode !== "custom") return Policy.resetOnReturn(spec.mode)
+          const next = cycle(spec.script ?? [], "ok")
+          return Policy.resetOnReturn<C, Memory.MemoryError>((context) =>
+            Effect.flatMap(FiberRef.get(currentBorrower), (who) => {
+              const id = context.connection.id
+              const answer = next()
+              resetting++
+              resettingFor.add(who)
+              const work = answer === "ok" ?
+                Effect.void :
+                answer === "fail" ?
+                Effect.fail("reset failed (model)") :
+                Effect.sleep(answer === "slow" ? 300 : 3000)
+              return Effect.onExit(work, (exit) =>
+                Effect.sync(() => {
+                  resetting--
+                  resettingFor.delete(who)
+                  if (Exit.isSuccess(exit)) {
+                    resetsBy.set(who, (resetsBy.get(who) ?? 0) + 1)
+                  } else resetFailed.add(id)
+                }))
+            }), { timeout: 1000 })
+        }
         case "PrePing":
-          return tracked(Policy.prePing({ timeout: spec.timeoutMillis }), true)
+          return tracked(Policy.prePing({ timeout: spec.timeoutMillis, skipWithin: spec.skipWithinMillis ?? 0 }), true)
+        case "FirstConnect": {
+          const next = cycle(spec.script, "ok")
+          return Policy.firstConnect(() =>
+            Effect.suspend(() => {
+              if (next() === "fail") {
+                return Effect.fail(new Memory.MemoryError({ reason: "ConnectFailed", message: "firstConnect (model)" }))
+              }
+              firstConnects++
+              return Effect.void
+            })
+          )
+        }
+        case "LivenessQuery":
+          return Policy.livenessQuery(livenessSql)
+        case "ConnectRetry":
+          return Policy.connectRetry(spec.spacedMillis)
         case "Recycle":
-          return tracked(Policy.recycle(spec.maxAgeMillis), false)
+          return tracked(audited(Policy.recycle(spec.maxAgeMillis)), false)
+        case "KeepalivePolicy":
+          return audited(
+            Policy.keepalive(spec.everyMillis, { timeout: spec.timeoutMillis, idleFor: spec.idleForMillis })
+          ) as Policy.Policy<C, Memory.MemoryError>
+        case "IdleTimeout":
+          return audited(Policy.idleTimeout(spec.millis))
+        case "CircuitBreaker":
+          return audited(
+            Policy.circuitBreaker({ failures: spec.failures, probe: spec.probeMillis })
+          ) as Policy.Policy<C, Memory.MemoryError>
+        case "LeakDetection":
+          return audited(
+            Policy.leakDetection(spec.thresholdMillis, { reclaim: spec.reclaim })
+          ) as Policy.Policy<C, Memory.MemoryError>
+        case "Lifetime": {
+          const schedule = spec.lendings !== undefined && spec.millis !== undefined ?
+            Schedule.intersect(Schedule.recurs(spec.lendings), Schedule.recurUpTo(spec.millis)) :
+            spec.lendings !== undefined ?
+            Schedule.recurs(spec.lendings) :
+            Schedule.recurUpTo(spec.millis ?? 0)
+          return tracked(Policy.lifetime(schedule), false)
+        }
+        case "Prepare": {
+          const next = cycle(spec.script, "ok")
+          const policy = Policy.prepareOnReturn<C, Memory.MemoryError>(
+            (connection) =>
+              Effect.suspend(() => {
+                const answer = next()
+                const work = answer === "ok" ?
+                  Effect.void :
+                  answer === "fail" ?
+                  Effect.fail(new Memory.MemoryError({ reason: "QueryFailed", message: "prepare (model)" })) :
+                  Effect.sleep(200)
+                return Effect.onExit(work, (exit) =>
+                  Effect.sync(() => {
+                    if (Exit.isSuccess(exit)) {
+                      preparedAt.set(connection.id, ++tick)
+                    } else prepareFailed.add(connection.id)
+                  }))
+              }),
+            spec.pending === "none" ? undefined : { pending: spec.pending }
+          )
+          return policy as Policy.Policy<C, Memory.MemoryError>
+        }
         case "MaxUses":
           return tracked(Policy.maxUses(spec.n), false)
         case "OnConnect": {
@@ -347,9 +759,15 @@ export const runScenario = (s: Scenario): Effect.Effect<ReadonlyArray<string>> =
               onCheckout: () =>
                 Effect.suspend(() => {
                   const answer = next()
-                  if (answer === "ok") return Effect.void
-                  if (answer === "reject") return Effect.fail(new ConnectionRejected({ reason: "validate" }))
-                  if (answer === "hang") return Deferred.await(hang)
+                  if (answer === "ok") {
+                    return Effect.void
+                  }
+                  if (answer === "reject") {
+                    return Effect.fail(new ConnectionRejected({ reason: "validate" }))
+                  }
+                  if (answer === "hang") {
+                    return Deferred.await(hang)
+                  }
                   return Effect.sleep(answer.sleep)
                 })
             }),
@@ -366,8 +784,9 @@ export const runScenario = (s: Scenario): Effect.Effect<ReadonlyArray<string>> =
                   Effect.zipRight(
                     spec.pingMillis > 0 ? Effect.sleep(spec.pingMillis) : Effect.void,
                     Effect.mapError(
-                      context.driver.ping(context.connection),
-                      (cause) => new ConnectionRejected({ reason: "keepalive", cause })
+                      context.ping(),
+                      (cause) =>
+                        new ConnectionRejected({ reason: "keepalive", cause })
                     )
                   )
                 )
@@ -376,10 +795,46 @@ export const runScenario = (s: Scenario): Effect.Effect<ReadonlyArray<string>> =
       }
     }
 
+    /**
+     * The Memory driver, seen by the model: when each connect started, and each successful ping (a validation).
+     * With `Policy.livenessQuery` every ping of the pool runs its statement, never the driver's ping.
+     */
+    const driver: typeof db.driver = {
+      ...db.driver,
+      connect: (context) =>
+        Effect.flatMap(Clock.currentTimeMillis, (start) =>
+          Effect.tap(db.driver.connect(context), (connection) =>
+            Effect.sync(() => {
+              connectStart.set(connection.id, start)
+              connectionOf.set(context.record.id, connection.id)
+              returnedAt.set(connection.id, start)
+              touch(connection.id, start)
+              if (context.record.createdAt !== start) {
+                violate(
+                  `record: connection ${connection.id} createdAt ${context.record.createdAt}, connect at ${start}`
+                )
+              }
+            }))),
+      ping: (connection) => {
+        if (liveness && !finished) {
+          violate(`liveness: the driver's ping ran on ${connection.id}, not the query`)
+        }
+        return Effect.tap(db.driver.ping(connection), () =>
+          Effect.map(Clock.currentTimeMillis, (now) =>
+            touch(connection.id, now)))
+      },
+      query: (connection, sql) =>
+        sql === livenessSql ?
+          Effect.tap(db.driver.query(connection, sql), () =>
+            Effect.map(Clock.currentTimeMillis, (now) =>
+              touch(connection.id, now))) :
+          db.driver.query(connection, sql)
+    }
+
     const scope = yield* Scope.make()
     const pool = yield* Scope.extend(
       Pool.make({
-        driver: db.driver,
+        driver,
         name: uniqueName("prop"),
         size: s.size,
         maxOverflow: s.maxOverflow,
@@ -415,10 +870,15 @@ export const runScenario = (s: Scenario): Effect.Effect<ReadonlyArray<string>> =
           detach: hear,
           closeDetached: hear,
           checkoutTimeout: hear,
+          leak: hear,
+          unleaked: hear,
+          circuitBreaker: hear,
           checkout: (e) =>
             Effect.suspend(() => {
               events.push(e)
-              if (!next()) return Effect.void
+              if (!next()) {
+                return Effect.void
+              }
               rejected.add(e)
               return Effect.flatMap(FiberRef.get(currentBorrower), (who) => {
                 taint(who)
@@ -440,7 +900,9 @@ export const runScenario = (s: Scenario): Effect.Effect<ReadonlyArray<string>> =
           streamed.push(e)
         })))
     }
-    if (s.rejector !== undefined) yield* listen("rejector", s.rejector, true)
+    if (s.rejector !== undefined) {
+      yield* listen("rejector", s.rejector, true)
+    }
     const detachedScope = yield* Scope.make()
     let nextId = 0
 
@@ -453,8 +915,12 @@ export const runScenario = (s: Scenario): Effect.Effect<ReadonlyArray<string>> =
       (stats) =>
         JSON.stringify([
           stats,
-          borrowers.map((b) => b.state),
-          heard.map((h) => h.events.length),
+          borrowers.map((b) =>
+            b.state
+          ),
+          heard.map((h) =>
+            h.events.length
+          ),
           streamed.length,
           validating.size
         ])
@@ -488,38 +954,114 @@ export const runScenario = (s: Scenario): Effect.Effect<ReadonlyArray<string>> =
           detached: false
         }
         borrowers.push(b)
+        if (breaker && breakerState !== "closed") {
+          sawBreakerOpen.add(b.id)
+          // nothing idle and room for a connect: the checkout would wait for a connect, which the breaker refuses
+          const stats = yield* Pool.stats(pool)
+          if (stats.idle === 0 && stats.open < max && !stats.isClosed) {
+            mustBeRefused.set(b.id, breakerChanges)
+          }
+        }
         const hold = (connection: C) =>
           Effect.gen(function*() {
             b.grantedAt = yield* TestClock.currentTimeMillis
             if (!finished) {
               const holder = holders.get(connection.id)
-              if (holder !== undefined) violate(`I2: connection ${connection.id} lent to ${holder} and ${b.id}`)
-              if (connection.closed) violate(`I7: lent a closed connection ${connection.id} to ${b.id}`)
+              if (holder !== undefined) {
+                violate(`I2: connection ${connection.id} lent to ${holder} and ${b.id}`)
+              }
+              if (connection.closed) {
+                violate(`I7: lent a closed connection ${connection.id} to ${b.id}`)
+              }
+              const id = connection.id
+              const lendings = (holds.get(id) ?? 0) + 1
+              if (invalidatedIds.has(id)) {
+                violate(`I7: connection ${id}, invalidated (${invalidatedIds.get(id)}), lent again to ${b.id}`)
+              }
               if (prePing) {
-                const killed = killedAt.get(connection.id)
-                const pinged = pingedAt.get(connection.id) ?? -1
-                if (pinged < (lentAt.get(connection.id) ?? 0)) {
-                  violate(`I7: connection ${connection.id} lent to ${b.id} without a pre-ping`)
-                } else if (killed !== undefined && killed < pinged) {
-                  violate(`I7: connection ${connection.id}, killed before its pre-ping, lent to ${b.id}`)
+                const decision = prePingDecision.get(id)
+                const killed = killedAt.get(id)
+                if (decision === undefined || decision.tick < (lentAt.get(id) ?? 0)) {
+                  violate(`I7: connection ${id} lent to ${b.id} without a pre-ping`)
+                } else if (killed !== undefined && killed < decision.tick) {
+                  // dead when the pre-ping looked at it: lent only when used or validated within the window
+                  const idle = decision.now - (touchedAt.get(id) ?? -Infinity)
+                  if (idle >= skipWithin) {
+                    violate(
+                      `I7: connection ${id}, killed before its pre-ping and idle ${idle} ms (skipWithin ${skipWithin}), lent to ${b.id}`
+                    )
+                  }
                 }
               }
-              if (resetStatement !== undefined) {
-                const mark = returnMark.get(connection.id)
+              if (maxUses !== undefined && lendings > maxUses) {
+                violate(`maxUses: connection ${id} lent ${lendings} times (maxUses ${maxUses}), to ${b.id}`)
+              }
+              if (maxAge !== undefined) {
+                const checkedAt = recycleCheckedAt.get(id)
+                const opened = connectStart.get(id) ?? 0
+                if (checkedAt === undefined) {
+                  violate(`recycle: connection ${id} lent to ${b.id} unchecked`)
+                } else if (checkedAt - opened >= maxAge) {
+                  violate(`recycle: connection ${id} (opened at ${opened}) lent to ${b.id}, checked at ${checkedAt}`)
+                }
+              }
+              if (lifetimeSpec !== undefined) {
+                const first = lifetimeFirst.get(id)
+                const at = lifetimeAt.get(id)
+                if (first === undefined || at === undefined) {
+                  violate(`lifetime: connection ${id} lent to ${b.id} unchecked`)
+                } else if (lifetimeSpec.millis !== undefined && at - first >= lifetimeSpec.millis) {
+                  violate(`lifetime: connection ${id} lent to ${b.id} ${at - first} ms after its first lending`)
+                }
+                if (lifetimeSpec.lendings !== undefined && lendings > lifetimeSpec.lendings) {
+                  violate(`lifetime: connection ${id} lent ${lendings} times (recurs ${lifetimeSpec.lendings})`)
+                }
+              }
+              if (prepares) {
+                // prepared when it opened, and again after every return, before it is lent
+                const prepared = preparedAt.get(id)
+                if (prepareFailed.has(id)) {
+                  violate(`prepare: connection ${id} lent to ${b.id} after a failed preparation`)
+                } else if (prepared === undefined) {
+                  violate(`prepare: connection ${id} lent to ${b.id} never prepared`)
+                } else if (returnMark.has(id) && prepared < returnMark.get(id)!.tick) {
+                  violate(`prepare: connection ${id} lent to ${b.id} unprepared since its return`)
+                }
+              }
+              if (firstConnect && firstConnects === 0) {
+                violate(`firstConnect: connection ${id} lent to ${b.id} before the first connect's setup succeeded`)
+              }
+              const mark = returnMark.get(id)
+              if (resetMode === "rollback" || resetMode === "commit") {
                 if (mark !== undefined) {
                   const resets = connection.statements.slice(mark.index).filter((sql) =>
-                    sql.trim().toUpperCase() === resetStatement
+                    sql.trim().toUpperCase() === mark.statement
                   ).length
                   // a driver that knows no transaction is open may skip the statement (Driver.inTransaction); more
                   // than one is fine here (a checkout interrupted between its validation and its work is a return
                   // too): that every return has exactly one reset is checked on the Reset events, below
                   if (resets === 0 && (db.driver.inTransaction === undefined || mark.inTransaction)) {
-                    violate(`I8: connection ${connection.id} lent to ${b.id} without a reset since its return`)
+                    violate(`I8: connection ${id} lent to ${b.id} without a ${mark.statement} since its return`)
                   }
                 }
-                if (connection.inTransaction) violate(`I8: connection ${connection.id} lent in a transaction`)
+                if (connection.inTransaction) {
+                  violate(`I8: connection ${id} lent in a transaction`)
+                }
+              }
+              if (resetMode === "custom") {
+                if (resetFailed.has(id)) {
+                  violate(`I8: connection ${id} lent to ${b.id} after its reset failed`)
+                }
+                if (mark !== undefined) {
+                  // every return is reset exactly once before the connection is lent again
+                  const n = resetsBy.get(mark.by) ?? 0
+                  if (n !== 1) {
+                    violate(`I8: connection ${id}, returned by ${mark.by}, reset ${n} times, lent to ${b.id}`)
+                  }
+                }
               }
             }
+            holds.set(connection.id, (holds.get(connection.id) ?? 0) + 1)
             lentAt.set(connection.id, ++tick)
             holders.set(connection.id, b.id)
             if (!granted.has(b.id)) {
@@ -529,18 +1071,31 @@ export const runScenario = (s: Scenario): Effect.Effect<ReadonlyArray<string>> =
             b.connection = connection
             b.state = "holding"
             if (b.work === "tx") {
-              yield* Effect.ignore(db.driver.query(connection, "BEGIN"))
+              // an INSERT whose BEGIN failed runs outside a transaction: committed at once, whatever the reset
+              const began = Exit.isSuccess(yield* Effect.exit(db.driver.query(connection, "BEGIN")))
+              if (began) {
+                inTransaction.add(b.id)
+              }
               yield* Effect.ignore(db.driver.query(connection, `INSERT INTO t VALUES (${b.id})`))
             }
-            yield* Effect.ensuring(
+            yield* Effect.onExit(
               Deferred.await(b.release),
-              Effect.sync(() => {
-                if (holders.get(connection.id) === b.id) holders.delete(connection.id)
-                returnMark.set(connection.id, {
-                  index: connection.statements.length,
-                  inTransaction: connection.inTransaction
+              (exit) =>
+                Effect.map(TestClock.currentTimeMillis, (now) => {
+                  if (holders.get(connection.id) === b.id) {
+                    holders.delete(connection.id)
+                  }
+                  touch(connection.id, now)
+                  returnedAt.set(connection.id, now)
+                  returnMark.set(connection.id, {
+                    index: connection.statements.length,
+                    inTransaction: connection.inTransaction,
+                    // a commit reset commits only what succeeded
+                    statement: resetMode === "commit" && Exit.isSuccess(exit) ? "COMMIT" : "ROLLBACK",
+                    by: b.id,
+                    tick: ++tick
+                  })
                 })
-              })
             )
           })
         // both checkout forms, alternating: `get` (a scope) and `use` (its own wait-and-run path)
@@ -553,6 +1108,16 @@ export const runScenario = (s: Scenario): Effect.Effect<ReadonlyArray<string>> =
                 b.state = "done"
                 b.endedAt = now
                 b.exit = exit
+                // the breaker changed state during the checkout: it need not have been refused
+                if (mustBeRefused.get(b.id) !== breakerChanges) {
+                  mustBeRefused.delete(b.id)
+                }
+                // a checkout that ends after its connection was lent but before the borrower held it returns it
+                const validated = validatedFor.get(b.id)
+                if (b.grantedAt === undefined && validated !== undefined) {
+                  touch(validated, now)
+                  returnedAt.set(validated, now)
+                }
               })
             ),
             Effect.ignore
@@ -561,7 +1126,9 @@ export const runScenario = (s: Scenario): Effect.Effect<ReadonlyArray<string>> =
       })
 
     const pick = (state: Borrower["state"], k: number) => {
-      const candidates = borrowers.filter((b) => b.state === state)
+      const candidates = borrowers.filter((b) =>
+        b.state === state
+      )
       return candidates.length === 0 ? undefined : candidates[k % candidates.length]
     }
 
@@ -593,8 +1160,31 @@ export const runScenario = (s: Scenario): Effect.Effect<ReadonlyArray<string>> =
             violate(`I6 ${label}: borrower ${b.id} still waiting ${now - b.arrivedAt} ms`)
           }
           // I6: an interrupted checkout ends at once, whatever its validation does
-          if (b.interrupted !== undefined && b.state !== "done") {
+          // (a borrower interrupted while it held a connection returns it first: its reset on return may take time)
+          if (b.interrupted !== undefined && b.state !== "done" && !resettingFor.has(b.id)) {
             violate(`I6 ${label}: borrower ${b.id}, interrupted ${b.interrupted}, still running`)
+          }
+        }
+        // I7: an invalidated connection is closed once its borrower lets go (at once, for a hard invalidation, unless a
+        // reset or preparation holds it); I8: a connection
+        // whose reset failed is closed
+        const held = new Set(borrowers.filter((b) => b.state === "holding").map((b) => b.connection?.id))
+        for (const connection of yield* db.connections) {
+          if (detachedIds.has(connection.id)) continue
+          const invalidated = invalidatedIds.get(connection.id)
+          if (invalidated !== undefined && !held.has(connection.id)) {
+            violate(`I7 ${label}: connection ${connection.id}, invalidated (${invalidated}), still open`)
+          }
+          if (resetFailed.has(connection.id) && resetting === 0) {
+            violate(`I8 ${label}: connection ${connection.id}, whose reset failed, still open`)
+          }
+        }
+        // leak detection with reclaim: nobody holds a connection past the threshold
+        if (reclaims) {
+          for (const b of borrowers) {
+            if (b.state !== "holding" || b.detached || b.connection === undefined || b.connection.closed) continue
+            const held = now - (b.grantedAt ?? now)
+            if (held > leakSpec!.thresholdMillis) violate(`leak ${label}: borrower ${b.id} holds on after ${held} ms`)
           }
         }
         // I11: the queue holds the borrowers still waiting, but for those whose connection is being validated
@@ -621,6 +1211,7 @@ export const runScenario = (s: Scenario): Effect.Effect<ReadonlyArray<string>> =
 
     for (const [i, c] of s.commands.entries()) {
       const label = `after #${i} ${c._tag}`
+      at(`#${i} ${c._tag}`)
       switch (c._tag) {
         case "Acquire":
           yield* acquire(c.work ?? "none")
@@ -642,7 +1233,12 @@ export const runScenario = (s: Scenario): Effect.Effect<ReadonlyArray<string>> =
         }
         case "Invalidate": {
           const b = pick("holding", c.k)
-          if (b?.connection !== undefined) yield* Effect.ignore(Pool.invalidate(pool, b.connection, { soft: c.soft }))
+          if (b?.connection !== undefined) {
+            const exit = yield* Effect.exit(Pool.invalidate(pool, b.connection, { soft: c.soft }))
+            if (Exit.isSuccess(exit) && !b.detached && !invalidatedIds.has(b.connection.id)) {
+              invalidatedIds.set(b.connection.id, c.soft ? "soft" : "hard")
+            }
+          }
           break
         }
         case "Kill": {
@@ -714,9 +1310,11 @@ export const runScenario = (s: Scenario): Effect.Effect<ReadonlyArray<string>> =
     }
 
     // I10: shutdown — waiters end at once, new checkouts fail, lent connections close when returned
+    at("shutdown")
     const heardAtShutdown = recorder?.events.length ?? 0
     const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
     yield* settle
+    at("shutdown: a late checkout")
     const late = yield* Effect.exit(Pool.use(pool, () => Effect.void))
     if (!(Exit.isFailure(late) && String(late.cause).includes("PoolClosedError"))) {
       violate(`I10: checkout after shutdown did not fail with PoolClosedError`)
@@ -725,11 +1323,13 @@ export const runScenario = (s: Scenario): Effect.Effect<ReadonlyArray<string>> =
     if (pending > validating.size) violate(`I10: ${pending - validating.size} waiters outlived shutdown`)
     for (const b of borrowers) yield* Deferred.succeed(b.release, undefined)
     yield* settle
+    at("shutdown: its timeout")
     yield* TestClock.adjust("10 seconds")
     yield* settle
     if (Option.isNone(yield* Fiber.poll(closing))) violate("I10: shutdown did not end by its shutdownTimeout")
 
     // the run is over: hanging validations answer now, so that every fiber can end
+    at("the end")
     finished = true
     yield* Deferred.succeed(hang, undefined)
     yield* settle
@@ -756,16 +1356,42 @@ export const runScenario = (s: Scenario): Effect.Effect<ReadonlyArray<string>> =
           violate(`I6: borrower ${b.id} (arrived ${b.arrivedAt}) failed at ${b.endedAt}, past ${deadline}`)
         }
       }
+      const failedWith = Exit.isFailure(b.exit) ? Cause.failureOption(b.exit.cause) : Option.none()
+      const tagOf = (failure: unknown) =>
+        typeof failure === "object" && failure !== null && "_tag" in failure ? String(failure._tag) : String(failure)
+      const unavailable = Option.isSome(failedWith) && tagOf(failedWith.value) === "PoolUnavailableError"
+      // circuit breaker: refused only while it is not closed; refused when it must be
+      if (unavailable && !sawBreakerOpen.has(b.id)) violate(`breaker: borrower ${b.id} refused while closed`)
+      if (mustBeRefused.has(b.id) && !unavailable && !(Exit.isFailure(b.exit) && Cause.isInterrupted(b.exit.cause))) {
+        violate(`breaker: borrower ${b.id}, arrived while open with room and nothing idle, ended ${b.exit._tag}`)
+      }
+      // leak detection with reclaim: the holder ends interrupted
+      if (reclaimed.has(b.id) && !(Exit.isFailure(b.exit) && Cause.isInterruptedOnly(b.exit.cause))) {
+        violate(`leak: borrower ${b.id}, reclaimed, ended ${b.exit._tag}`)
+      }
       // I9: failures are typed, never a rejection nor a defect
       if (Exit.isFailure(b.exit)) {
         for (const failure of Cause.failures(b.exit.cause)) {
           const tag = typeof failure === "object" && failure !== null && "_tag" in failure ? failure._tag : failure
-          if (!typedErrors.has(String(tag))) violate(`I9: borrower ${b.id} failed with ${String(tag)}`)
+          if (!typedErrors.has(String(tag)) && !(breaker && tag === "PoolUnavailableError")) {
+            violate(`I9: borrower ${b.id} failed with ${String(tag)}`)
+          }
         }
         for (const defect of Cause.defects(b.exit.cause)) violate(`I9: borrower ${b.id} died with ${String(defect)}`)
       }
     }
 
+    // I8: one reset per return; a commit reset commits only the work of a borrower that succeeded
+    for (const [who, n] of resetsBy) if (n > 1 || who < 0) violate(`I8: borrower ${who}'s return reset ${n} times`)
+    const committed = new Set(yield* db.committed)
+    for (const b of borrowers) {
+      if (!inTransaction.has(b.id) || !committed.has(`INSERT INTO t VALUES (${b.id})`)) continue
+      if (resetMode !== "commit" || b.exit === undefined || Exit.isFailure(b.exit)) {
+        violate(`I8: borrower ${b.id}'s work was committed (reset ${resetMode ?? "absent"}, exit ${b.exit?._tag})`)
+      }
+    }
+
+    at("closing the detached and listener scopes")
     yield* Scope.close(detachedScope, Exit.void)
     yield* settle
     for (const h of heard) if (h.open) yield* Scope.close(h.scope, Exit.void)
@@ -799,13 +1425,25 @@ export const runScenario = (s: Scenario): Effect.Effect<ReadonlyArray<string>> =
         refused: boolean
         /** since the last Checkout heard: Checkins and Resets */
         returns: { checkins: number; resets: number } | undefined
+        leaks: number
+        unleaked: number
         trace: Array<string>
       }>()
       for (const e of h.events) {
         if (!("record" in e) || e._tag === "ConnectFailed") continue
         const id = e.record.id
         const c = byConnection.get(id) ??
-          { connects: 0, closes: 0, lent: 0, detached: false, refused: false, returns: undefined, trace: [] }
+          {
+            connects: 0,
+            closes: 0,
+            lent: 0,
+            detached: false,
+            refused: false,
+            returns: undefined,
+            leaks: 0,
+            unleaked: 0,
+            trace: []
+          }
         byConnection.set(id, c)
         c.trace.push(e._tag)
         switch (e._tag) {
@@ -826,7 +1464,7 @@ export const runScenario = (s: Scenario): Effect.Effect<ReadonlyArray<string>> =
             if (rejected.has(e)) break
             c.lent++
             // I8: with reset on return, a connection returned once was reset once before it is lent again
-            if (resetStatement !== undefined && c.returns !== undefined && c.returns.checkins === 1) {
+            if (resets && c.returns !== undefined && c.returns.checkins === 1) {
               if (c.returns.resets !== 1) {
                 violate(`I8: ${h.name} heard ${c.returns.resets} Resets of ${id} between two checkouts: ${c.trace}`)
               }
@@ -840,6 +1478,15 @@ export const runScenario = (s: Scenario): Effect.Effect<ReadonlyArray<string>> =
             if (c.returns !== undefined) c.returns.checkins++
             c.lent--
             if (c.lent < 0) violate(`law: ${h.name} heard a Checkin of ${id} without its Checkout: ${c.trace}`)
+            break
+          case "Leak":
+            c.leaks++
+            break
+          case "Unleaked":
+            // one Unleaked per Leak, after it (a listener registered after the Leak hears only the Unleaked)
+            if (++c.unleaked > c.leaks && h.wholeRun) {
+              violate(`law: ${h.name} heard an Unleaked of ${id} without its Leak: ${c.trace}`)
+            }
             break
         }
       }
@@ -883,8 +1530,29 @@ export const runScenario = (s: Scenario): Effect.Effect<ReadonlyArray<string>> =
     return violations
   }).pipe(Effect.withMaxOpsBeforeYield(s.maxOps))
 
-/** Runs a scenario and fails with its violations. */
-export const run = (s: Scenario) =>
-  Effect.map(runScenario(s), (violations) => {
-    assert.deepStrictEqual(violations, [], JSON.stringify(s))
+/** How long (real time) a scenario may run before it counts as hung: runs take milliseconds. */
+const hangMillis = 20_000
+
+/** Fails after `millis` of real time, whatever the test clock does. */
+const realTimeout = (millis: number, message: () => string): Effect.Effect<never, Error> =>
+  Effect.async<never, Error>((resume) => {
+    const timer = setTimeout(() => resume(Effect.fail(new Error(message()))), millis)
+    return Effect.sync(() => clearTimeout(timer))
   })
+
+/**
+ * Runs a scenario and fails with its violations; a scenario that hangs (something the model waits for never ends)
+ * fails with where it hung, instead of the whole property timing out without a counterexample.
+ */
+export const run = (s: Scenario) => {
+  const progress = { step: "setup" }
+  return Effect.raceFirst(
+    Effect.disconnect(runScenario(s, progress)),
+    realTimeout(hangMillis, () => `hung at ${progress.step}: ${JSON.stringify(s)}`)
+  ).pipe(
+    Effect.orDie,
+    Effect.map((violations) => {
+      assert.deepStrictEqual(violations, [], JSON.stringify(s))
+    })
+  )
+}
