@@ -17,6 +17,7 @@ import type * as Stream from "effect/Stream"
 import type { ConnectionRecord } from "./ConnectionRecord.js"
 import type { Driver } from "./Driver.js"
 import * as internalConfig from "./internal/config.js"
+import * as kinds from "./internal/kinds.js"
 import * as internal from "./internal/pool.js"
 import type { Policy } from "./Policy.js"
 import type { PoolConfigError, PoolError, PoolStats, PoolUsageError } from "./PoolError.js"
@@ -450,3 +451,194 @@ export const listen: {
  * @category refinements
  */
 export const isPool: (u: unknown) => u is Pool<unknown, unknown> = internal.isPool
+
+// --- SQLAlchemy's other pool kinds (issue 12) -----------------------------------------------------------------------
+
+/**
+ * The options of a pool kind: `Options` without the ones the kind fixes (`Fixed`).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export type KindOptions<C, E, Fixed extends keyof BaseOptions> =
+  & Omit<BaseOptions, Fixed>
+  & { readonly policies?: ReadonlyArray<Policy<NoInfer<C>, NoInfer<E>, any>> | undefined }
+  & (
+    | { readonly driver: Driver<C, E> }
+    | { readonly acquire: Effect.Effect<C, E, Scope.Scope> }
+  )
+
+/**
+ * `makeNull`'s options: a null pool keeps nothing (`size` and `min` are 0); `maxOverflow`, unbounded by default
+ * (SQLAlchemy's `NullPool` has no limit), caps the connections open at once.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export type NullOptions<C, E> = KindOptions<C, E, "size" | "min">
+
+/**
+ * `makeStatic`'s options: a static pool has exactly one connection (`size` 1, no overflow, opened at the first
+ * checkout).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export type StaticOptions<C, E> = KindOptions<C, E, "size" | "maxOverflow" | "min">
+
+/**
+ * `makePerFiber`'s options: `size` (default 5, SQLAlchemy's `pool_size`) is the most fibers holding a connection at
+ * once; a fiber beyond it waits up to `timeout`, as at any checkout.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export type PerFiberOptions<C, E> = KindOptions<C, E, "maxOverflow" | "min">
+
+/**
+ * `makeAssertion`'s options: one connection; `storeTraceback` (default `true`, SQLAlchemy's `store_traceback`)
+ * records where each checkout happened, for the error a second one gets.
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export type AssertionOptions<C, E> = KindOptions<C, E, "size" | "maxOverflow" | "min"> & {
+  readonly storeTraceback?: boolean | undefined
+}
+
+/**
+ * What `kind` answers: the constructor a pool was made with (`"queue"` for `make`, SQLAlchemy's `QueuePool`).
+ *
+ * @since 0.3.0
+ * @category models
+ */
+export type Kind = "queue" | "null" | "static" | "perFiber" | "assertion"
+
+/**
+ * An assertion pool (`makeAssertion`) refused a checkout because its one connection is checked out already:
+ * SQLAlchemy's `AssertionError("connection is already checked out")`. `holder` is the fiber holding it;
+ * `checkedOutAt` the stack of the checkout that holds it (with `storeTraceback`).
+ *
+ * @since 0.3.0
+ * @category errors
+ */
+export const PoolAssertionError: typeof kinds.PoolAssertionError = kinds.PoolAssertionError
+
+/**
+ * @since 0.3.0
+ * @category errors
+ */
+export type PoolAssertionError = kinds.PoolAssertionError
+
+/**
+ * SQLAlchemy's `NullPool`: a checkout opens a connection and its return closes it; nothing is kept (`size: 0`,
+ * overflow unbounded unless `maxOverflow` caps it). Policies still run on each connection; `status` shows every
+ * connection as overflow.
+ *
+ * @example
+ * ```ts
+ * import { Pool } from "effect-reservoir"
+ * import * as Memory from "effect-reservoir/Driver/Memory"
+ * import { Effect } from "effect"
+ *
+ * const program = Effect.gen(function*() {
+ *   const db = yield* Memory.make()
+ *   const pool = yield* Pool.makeNull({ driver: db.driver })
+ *   yield* Pool.use(pool, (connection) => db.driver.query(connection, "SELECT 1"))
+ *   return (yield* Pool.stats(pool)).closed // 1: closed on return
+ * })
+ * ```
+ *
+ * @since 0.3.0
+ * @category constructors
+ */
+export const makeNull: <C, E>(options: NullOptions<C, E>) => Effect.Effect<Pool<C, E>, PoolConfigError, Scope.Scope> =
+  kinds.makeNull
+
+/**
+ * SQLAlchemy's `StaticPool`: exactly one connection, handed to every checkout at once, without exclusion (two
+ * fibers using it concurrently share one session, as two SQLAlchemy connections of a `StaticPool` do). It is
+ * checked out of the pool's one slot when a first borrower arrives and returned (reset on return, then idle) when
+ * the last leaves; a borrower's disconnect invalidates it and the next borrower gets a new one.
+ *
+ * @since 0.3.0
+ * @category constructors
+ */
+export const makeStatic: <C, E>(
+  options: StaticOptions<C, E>
+) => Effect.Effect<Pool<C, E>, PoolConfigError, Scope.Scope> = kinds.makeStatic
+
+/**
+ * SQLAlchemy's `SingletonThreadPool`, per fiber: a fiber's checkouts, nested or one after another, all get the
+ * same connection, which the fiber keeps until it ends; then it is closed. At most `size` fibers hold one at once.
+ * A child fiber is a fiber of its own and gets its own connection.
+ *
+ * @since 0.3.0
+ * @category constructors
+ */
+export const makePerFiber: <C, E>(
+  options: PerFiberOptions<C, E>
+) => Effect.Effect<Pool<C, E>, PoolConfigError, Scope.Scope> = kinds.makePerFiber
+
+/**
+ * SQLAlchemy's `AssertionPool`, for tests: one connection, and a checkout while it is out (another fiber's, or a
+ * nested one) fails at once with `PoolAssertionError` instead of waiting. The pool's error type says so.
+ *
+ * @since 0.3.0
+ * @category constructors
+ */
+export const makeAssertion: <C, E>(
+  options: AssertionOptions<C, E>
+) => Effect.Effect<Pool<C, E | PoolAssertionError>, PoolConfigError, Scope.Scope> = kinds.makeAssertion
+
+/**
+ * `makeNull` as a layer under the caller's Tag.
+ *
+ * @since 0.3.0
+ * @category layers
+ */
+export const layerNull = <I, C, E>(
+  tag: Context.Tag<I, Pool<C, E>>,
+  options: NullOptions<C, E>
+): Layer.Layer<I, PoolConfigError> => Layer.scoped(tag, kinds.makeNull(options))
+
+/**
+ * `makeStatic` as a layer under the caller's Tag.
+ *
+ * @since 0.3.0
+ * @category layers
+ */
+export const layerStatic = <I, C, E>(
+  tag: Context.Tag<I, Pool<C, E>>,
+  options: StaticOptions<C, E>
+): Layer.Layer<I, PoolConfigError> => Layer.scoped(tag, kinds.makeStatic(options))
+
+/**
+ * `makePerFiber` as a layer under the caller's Tag.
+ *
+ * @since 0.3.0
+ * @category layers
+ */
+export const layerPerFiber = <I, C, E>(
+  tag: Context.Tag<I, Pool<C, E>>,
+  options: PerFiberOptions<C, E>
+): Layer.Layer<I, PoolConfigError> => Layer.scoped(tag, kinds.makePerFiber(options))
+
+/**
+ * `makeAssertion` as a layer under the caller's Tag (whose pool's errors include `PoolAssertionError`).
+ *
+ * @since 0.3.0
+ * @category layers
+ */
+export const layerAssertion = <I, C, E>(
+  tag: Context.Tag<I, Pool<C, E | PoolAssertionError>>,
+  options: AssertionOptions<C, E>
+): Layer.Layer<I, PoolConfigError> => Layer.scoped(tag, kinds.makeAssertion(options))
+
+/**
+ * The kind a pool was made as (`recreate` keeps it).
+ *
+ * @since 0.3.0
+ * @category getters
+ */
+export const kind: <C, E>(self: Pool<C, E>) => Kind = kinds.kindOf

@@ -12,7 +12,7 @@ import type * as Tracer from "effect/Tracer"
 import type * as Driver from "../Driver.js"
 import type * as Policy from "../Policy.js"
 import type * as PoolTypes from "../Pool.js"
-import type { PoolStats } from "../PoolError.js"
+import type { PoolConfigError, PoolError, PoolStats, PoolUsageError } from "../PoolError.js"
 import type * as config from "./config.js"
 import * as driver from "./driver.js"
 import { Feed, log } from "./events.js"
@@ -54,6 +54,29 @@ export const currentFiber = (): Fiber.RuntimeFiber<unknown, unknown> | undefined
   (globalThis as { readonly [currentFiberSlot]?: Fiber.RuntimeFiber<unknown, unknown> })[currentFiberSlot]
 
 const currentFiberSlot = "effect/FiberCurrent"
+
+/**
+ * A pool kind's own lending (`internal/kinds.ts`: SQLAlchemy's StaticPool, SingletonThreadPool and AssertionPool),
+ * which the core's exclusive lending cannot express: one connection shared by concurrent checkouts, the same
+ * connection for a fiber's nested checkouts, a second checkout failing. Its constructor sets it on the pool it made;
+ * `Pool.use`, `get`, `checkout`, `checkin` and `recreate` then go through it, and it builds on the core's own
+ * (`useCore`, `checkoutCore`, ... in `pool.ts`). Everything else (stats, status, events, invalidate) is the core's.
+ *
+ * @internal
+ */
+export interface Lending<C, E> {
+  use<A, E2, R>(
+    f: (connection: C) => Effect.Effect<A, E2, R>,
+    options: PoolTypes.CheckoutOptions | undefined
+  ): Effect.Effect<A, E | E2 | PoolError, R>
+  get(options: PoolTypes.CheckoutOptions | undefined): Effect.Effect<C, E | PoolError, Scope.Scope>
+  checkout(options: PoolTypes.CheckoutOptions | undefined): Effect.Effect<PoolTypes.Lease<C>, E | PoolError>
+  checkin(
+    lease: PoolTypes.Lease<C>,
+    options: PoolTypes.CheckinOptions | undefined
+  ): Effect.Effect<void, PoolUsageError>
+  recreate(): Effect.Effect<PoolTypes.Pool<C, E>, PoolConfigError, Scope.Scope>
+}
 
 /**
  * One pool's state. Each concept that acts on it has its own module: `checkout.ts` (taking, waiting, validating),
@@ -137,6 +160,9 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
   slowReturn = false
   slowCheckout = false
 
+  /** The pool kind's lending, when a kind's constructor made the pool (see `Lending`). */
+  lending: Lending<C, E> | undefined = undefined
+
   // runtime
   readonly fibers = new Set<Fiber.RuntimeFiber<unknown, unknown>>()
   reaper: Fiber.RuntimeFiber<unknown, unknown> | undefined = undefined
@@ -175,7 +201,8 @@ export class PoolImpl<C, E> implements PoolTypes.Pool<C, E> {
     this.lifo = config.order === "lifo"
     this.echo = config.echo === true ? "info" : config.echo === false ? false : "debug"
     this.feed = new Feed<C>(this.name, () => this.refreshFlags())
-    this.metrics = metrics.make(this.name)
+    // the labels reach the metrics as attributes (issue 12: Spanner's labels on every session, event and metric)
+    this.metrics = metrics.make(this.name, config.labels)
     this.traceWaits = tracer !== defaultTracer
     this.waitSpan = {
       kind: "client",

@@ -171,6 +171,20 @@ export const use: {
   f: (connection: C) => Effect.Effect<A, E2, R>,
   options?: PoolTypes.CheckoutOptions
 ): Effect.Effect<A, E | E2 | PoolError, R> => {
+  const lending = impl(self).lending
+  return lending === undefined ? useCore(self, f, options) : lending.use(f, options)
+})
+
+/**
+ * The core's own `use`, whatever the pool's kind: what a kind's lending (`core.ts`, `Lending`) builds on.
+ *
+ * @internal
+ */
+export const useCore = <C, E, A, E2, R>(
+  self: PoolTypes.Pool<C, E>,
+  f: (connection: C) => Effect.Effect<A, E2, R>,
+  options?: PoolTypes.CheckoutOptions
+): Effect.Effect<A, E | E2 | PoolError, R> => {
   const pool = impl(self)
   const site = callSite(pool)
   // The mask calls its body when it runs (not when `use` is called), each time: the body reads the pool's state
@@ -195,10 +209,19 @@ export const use: {
       ? Effect.flatMap(acquire(pool, restore, timeoutMillis), (item) => run(pool, item, restore, f))
       : useParked(pool, restore, f, timeoutMillis)
   })
-})
+}
 
 /** @internal */
 export const get = <C, E>(
+  self: PoolTypes.Pool<C, E>,
+  options?: PoolTypes.CheckoutOptions
+): Effect.Effect<C, E | PoolError, Scope.Scope> => {
+  const lending = impl(self).lending
+  return lending === undefined ? getCore(self, options) : lending.get(options)
+}
+
+/** The core's own `get` (see `useCore`). @internal */
+export const getCore = <C, E>(
   self: PoolTypes.Pool<C, E>,
   options?: PoolTypes.CheckoutOptions
 ): Effect.Effect<C, E | PoolError, Scope.Scope> => {
@@ -212,7 +235,8 @@ export const get = <C, E>(
   )
 }
 
-class LeaseImpl<C> implements PoolTypes.Lease<C> {
+/** @internal */
+export class LeaseImpl<C> implements PoolTypes.Lease<C> {
   readonly [LeaseTypeId]: PoolTypes.LeaseTypeId = LeaseTypeId
   constructor(readonly pool: PoolImpl<C, any>, readonly item: Item<C>, readonly token: number) {}
   get connection(): C {
@@ -228,6 +252,15 @@ class LeaseImpl<C> implements PoolTypes.Lease<C> {
 
 /** @internal */
 export const checkout = <C, E>(
+  self: PoolTypes.Pool<C, E>,
+  options?: PoolTypes.CheckoutOptions
+): Effect.Effect<PoolTypes.Lease<C>, E | PoolError> => {
+  const lending = impl(self).lending
+  return lending === undefined ? checkoutCore(self, options) : lending.checkout(options)
+}
+
+/** The core's own `checkout` (see `useCore`). @internal */
+export const checkoutCore = <C, E>(
   self: PoolTypes.Pool<C, E>,
   options?: PoolTypes.CheckoutOptions
 ): Effect.Effect<PoolTypes.Lease<C>, E | PoolError> => {
@@ -256,21 +289,31 @@ export const checkin: {
     self: PoolTypes.Pool<C, E>,
     lease: PoolTypes.Lease<C>,
     options?: PoolTypes.CheckinOptions
-  ): Effect.Effect<void, PoolUsageError> =>
-    Effect.uninterruptible(Effect.suspend(() => {
-      const pool = impl(self)
-      if (!(lease instanceof LeaseImpl) || lease.pool !== pool) {
-        return Effect.fail(new PoolUsageError({ pool: pool.name, reason: "Foreign", operation: "checkin" }))
-      }
-      if (lease.item.token !== lease.token || !lease.item.borrowed) {
-        return Effect.fail(new PoolUsageError({ pool: pool.name, reason: "ReturnedTwice", operation: "checkin" }))
-      }
-      if (options?.whenFull === "fail" && lease.item.state === LENT && isFull(pool, lease.item)) {
-        return Effect.fail(new PoolUsageError({ pool: pool.name, reason: "Full", operation: "checkin" }))
-      }
-      return release(pool, lease.item, lease.token, Exit.void)
-    }))
+  ): Effect.Effect<void, PoolUsageError> => {
+    const lending = impl(self).lending
+    return lending === undefined ? checkinCore(self, lease, options) : lending.checkin(lease, options)
+  }
 )
+
+/** The core's own `checkin` (see `useCore`). @internal */
+export const checkinCore = <C, E>(
+  self: PoolTypes.Pool<C, E>,
+  lease: PoolTypes.Lease<C>,
+  options?: PoolTypes.CheckinOptions
+): Effect.Effect<void, PoolUsageError> =>
+  Effect.uninterruptible(Effect.suspend(() => {
+    const pool = impl(self)
+    if (!(lease instanceof LeaseImpl) || lease.pool !== pool) {
+      return Effect.fail(new PoolUsageError({ pool: pool.name, reason: "Foreign", operation: "checkin" }))
+    }
+    if (lease.item.token !== lease.token || !lease.item.borrowed) {
+      return Effect.fail(new PoolUsageError({ pool: pool.name, reason: "ReturnedTwice", operation: "checkin" }))
+    }
+    if (options?.whenFull === "fail" && lease.item.state === LENT && isFull(pool, lease.item)) {
+      return Effect.fail(new PoolUsageError({ pool: pool.name, reason: "Full", operation: "checkin" }))
+    }
+    return release(pool, lease.item, lease.token, Exit.void)
+  }))
 
 /**
  * The item behind a connection value, a lease or a record. Values may repeat (a bare `acquire` can yield equal
@@ -363,7 +406,10 @@ export const dispose = <C, E>(self: PoolTypes.Pool<C, E>): Effect.Effect<void> =
 /** @internal */
 export const recreate = <C, E>(
   self: PoolTypes.Pool<C, E>
-): Effect.Effect<PoolTypes.Pool<C, E>, PoolConfigError, Scope.Scope> => make(impl(self).options)
+): Effect.Effect<PoolTypes.Pool<C, E>, PoolConfigError, Scope.Scope> => {
+  const pool = impl(self)
+  return pool.lending === undefined ? make(pool.options) : pool.lending.recreate()
+}
 
 /** @internal */
 export const status = <C, E>(self: PoolTypes.Pool<C, E>): Effect.Effect<string> =>
