@@ -242,5 +242,24 @@ export const counterexamples: ReadonlyArray<{
         { _tag: "CircuitBreaker", failures: 1, probeMillis: 2000 }
       ]
     }
+  },
+  {
+    name: "the stream hears the Checkout of a lending cut off by its deadline, as the listeners do",
+    // stream (found on the policies' core at 1,000 runs, still open): the connect (300 ms of onConnect) ends at the
+    // borrower's deadline; the listeners hear Checkout(1) then CheckoutTimeout, the `Pool.events` stream only
+    // CheckoutTimeout: the one ordered feed gives its subscribers a different sequence from its listeners
+    open: "a Checkout heard by the listeners is not offered to subscribers when the validation times out",
+    scenario: {
+      ...base,
+      maxOps: 21,
+      commands: [{ _tag: "Acquire", work: "none" }, { _tag: "Advance", millis: 300 }, { _tag: "Interrupt", k: 0 }],
+      policies: [
+        { _tag: "ConnectCheck", script: ["ok"] },
+        { _tag: "KeepalivePolicy", everyMillis: 400, timeoutMillis: 100, idleForMillis: 0 },
+        { _tag: "OnConnect", script: ["slow"] }
+      ],
+      observe: true,
+      rejector: [false]
+    }
   }
 ]
