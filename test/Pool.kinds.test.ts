@@ -123,6 +123,28 @@ describe("Pool kinds", () => {
         assert.strictEqual(Pool.kind(pool), "static")
       }))
 
+    it.scoped("borrowers arriving while the connection is being opened share that connect's failure", () =>
+      Effect.gen(function*() {
+        const db = yield* Memory.make()
+        yield* db.down
+        const pool = yield* Pool.makeStatic({
+          driver: db.driver,
+          name: uniqueName("static"),
+          policies: [],
+          timeout: "1 second"
+        })
+        const fibers = yield* Effect.forEach([1, 2, 3], () => Effect.fork(Pool.use(pool, query(db))))
+        // one outcome for all three at the first one's deadline, not one deadline after another
+        yield* TestClock.adjust("1 second")
+        for (const fiber of fibers) {
+          const exit = yield* Fiber.poll(fiber)
+          assert.isTrue(exit._tag === "Some" && Exit.isFailure(exit.value), "failed by the first deadline")
+        }
+        assert.strictEqual((yield* Pool.stats(pool)).waiting, 0)
+        yield* db.up
+        assert.isNumber(yield* Pool.use(pool, query(db)))
+      }))
+
     it.scoped("returns the connection (reset on return) only when the last borrower leaves", () =>
       Effect.gen(function*() {
         const db = yield* Memory.make()
