@@ -38,3 +38,8 @@ export * as PoolError from "./PoolError.js"
  * @since 0.1.0
  */
 export * as PoolEvent from "./PoolEvent.js"
+
+/**
+ * @since 0.3.0
+ */
+export * as SessionPool from "./SessionPool.js"

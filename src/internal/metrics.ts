@@ -44,10 +44,20 @@ export interface PoolMetrics {
   readonly closed: (reason: PoolEvent.CloseReason) => void
 }
 
-/** @internal */
-export const make = (pool: string): PoolMetrics => {
-  const tag = <K extends MetricKey.MetricKey.Untyped>(key: K): K =>
-    MetricKey.tagged(key, poolNameAttribute, pool) as unknown as K
+/**
+ * The pool's `labels` (Spanner's session labels) are attributes of every metric too, next to the pool name; a label
+ * named like one of ours (`db.client.connection.pool.name`, `db.client.connection.state`, `reason`) is left out.
+ *
+ * @internal
+ */
+export const make = (pool: string, labels: Readonly<Record<string, string>> = {}): PoolMetrics => {
+  const own = new Set([poolNameAttribute, "db.client.connection.state", "reason"])
+  const extra = Object.entries(labels).filter(([key]) => !own.has(key))
+  const tag = <K extends MetricKey.MetricKey.Untyped>(key: K): K => {
+    let tagged = MetricKey.tagged(key, poolNameAttribute, pool) as unknown as K
+    for (const [name, value] of extra) tagged = MetricKey.tagged(tagged, name, value) as unknown as K
+    return tagged
+  }
   const gauge = (name: string, description: string, state?: string) => {
     let key = tag(MetricKey.gauge(name, { description }))
     if (state !== undefined) key = MetricKey.tagged(key, "db.client.connection.state", state) as typeof key
