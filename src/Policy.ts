@@ -217,6 +217,11 @@ export interface Instance<C, E, Commands = void> extends Hooks<C, E> {
 export interface Policy<C, E = never, Commands = void> extends Hooks<C, E> {
   /** The policy's name, used in logs, rejection reasons and `Reset` events. */
   readonly name: string
+  /**
+   * What is wrong with the arguments the policy was made with (a built-in's negative duration, a fraction out of
+   * range): a pool made with it fails with one `PoolConfigError` listing them. A policy with problems has no hooks.
+   */
+  readonly problems?: ReadonlyArray<string> | undefined
   /** Builds this policy's instance for one pool; when absent the policy's own hooks are the instance. */
   instantiate?(pool: PoolHandle<C, E>): Effect.Effect<Instance<C, E, Commands>, never, Scope.Scope>
 }

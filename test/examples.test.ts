@@ -10,6 +10,7 @@ import * as config from "../examples/config.js"
 import * as customPolicy from "../examples/custom-policy.js"
 import * as errors from "../examples/errors.js"
 import * as events from "../examples/events.js"
+import * as interaction from "../examples/interaction.js"
 import * as layers from "../examples/layers.js"
 import * as leases from "../examples/leases.js"
 import * as policies from "../examples/policies.js"
@@ -19,6 +20,8 @@ import * as policyLeaks from "../examples/policy-leaks.js"
 import * as policyLifetime from "../examples/policy-lifetime.js"
 import * as policyReset from "../examples/policy-reset.js"
 import * as poolBasics from "../examples/pool-basics.js"
+import * as poolKinds from "../examples/pool-kinds.js"
+import * as sessionPool from "../examples/session-pool.js"
 import * as shutdown from "../examples/shutdown.js"
 import * as statefulPolicy from "../examples/stateful-policy.js"
 import * as testingWithMemory from "../examples/testing-with-memory.js"
@@ -158,6 +161,56 @@ describe("examples", () => {
       assert.deepStrictEqual(result.reclaimed.slice(1), ["Close (reclaimed)", "Unleaked after 5000 ms"])
       assert.isTrue(result.holderInterrupted)
       assert.deepStrictEqual(result.closedBy, { reclaimed: 1 })
+    }))
+
+  it.effect("interaction: Twisted's ConnectionPool over the one core", () =>
+    Effect.gen(function*() {
+      const r = yield* interaction.program
+      assert.deepStrictEqual(r.committed, [
+        "INSERT INTO orders VALUES (1)",
+        "INSERT INTO order_lines VALUES (1, 'tea')",
+        "INSERT INTO orders VALUES (3)",
+        "INSERT INTO orders VALUES (4)"
+      ])
+      assert.strictEqual(r.failed, "out of stock")
+      assert.deepStrictEqual(r.timezone, [{ timezone: "UTC" }])
+      assert.deepStrictEqual(r.lost, { tag: "ConnectionLost", retryable: true, retried: "retried" })
+      assert.strictEqual(r.unknown, "CommitOutcomeUnknown")
+      assert.isTrue(r.manualClosed)
+      assert.isTrue(r.sameConfig)
+      assert.deepStrictEqual(r.json.cp_openfun, ["SET timezone = 'UTC'"])
+    }))
+
+  it.effect("session-pool: Spanner's four session pools", () =>
+    Effect.gen(function*() {
+      const r = yield* sessionPool.program
+      assert.deepStrictEqual(r.fixed, {
+        prefilled: 2,
+        empty: "SessionPoolEmpty",
+        full: "ReturnedTwice",
+        unchanged: true,
+        labels: { app: "shop" }
+      })
+      assert.deepStrictEqual(r.bursty, { openAtPeak: 4, openAfter: 2 })
+      assert.isTrue(r.pinging.replaced)
+      assert.deepStrictEqual(r.transactionPinging, { lentInTransaction: true, pending: 1, begun: 1, neverCommitted: 0 })
+      assert.deepStrictEqual(r.clear, { closed: 2, open: 2 })
+    }))
+
+  it.effect("pool-kinds: null, static, per-fiber and assertion pools", () =>
+    Effect.gen(function*() {
+      const r = yield* poolKinds.program
+      assert.strictEqual(new Set(r.nullIds).size, 2)
+      assert.strictEqual(r.nullOpen, 0)
+      assert.strictEqual(new Set(r.staticIds).size, 1)
+      assert.strictEqual(r.perFiber.mine[0], r.perFiber.mine[1])
+      assert.notStrictEqual(r.perFiber.theirs, r.perFiber.mine[0])
+      assert.strictEqual(r.assertion, "PoolAssertionError")
+      assert.strictEqual(r.recreated, "static")
+      assert.strictEqual(
+        r.status,
+        "Pool size: 0  Connections in pool: 0 Current Overflow: 1 Current Checked out connections: 1"
+      )
     }))
 
   it.effect("custom-policy: a keepalive, an onReturn check, and hook order", () =>

@@ -68,6 +68,8 @@ export interface Attempt {
   readonly restore: Restore
   readonly n: number
   readonly rejected: number
+  /** The id the pool's next connection would get when the checkout arrived: ids from it on were opened after. */
+  readonly firstNewId: number
   readonly arrivedAt: number
   readonly deadline: number
   readonly timeoutMillis: number
@@ -78,10 +80,16 @@ const deadlineOf = (now: number, timeoutMillis: number): number =>
   timeoutMillis === Infinity ? Infinity : now + timeoutMillis
 
 /** The first attempt of a checkout that starts now with `timeoutMillis`. */
-export const firstAttempt = (restore: Restore, now: number, timeoutMillis: number): Attempt => ({
+export const firstAttempt = (
+  restore: Restore,
+  now: number,
+  timeoutMillis: number,
+  firstNewId: number
+): Attempt => ({
   restore,
   n: 0,
   rejected: 0,
+  firstNewId,
   arrivedAt: now,
   deadline: deadlineOf(now, timeoutMillis),
   timeoutMillis
@@ -152,6 +160,7 @@ export const enqueueWaiter = <C, E>(
     return new PoolExhaustedError({ pool: pool.name, maxWaiters: pool.maxWaiters, stats: pool.stats() })
   }
   const waiter = new Waiter<C>(arrivedAt, deadline, timeoutMillis, currentFiber())
+  waiter.firstNewId = pool.nextId
   enqueue(pool, waiter, retry)
   pump(pool)
   pool.gauges()
@@ -208,10 +217,12 @@ export const useParked = <C, E, A, E2, R>(
         const now = pool.now()
         const checks = checksOf(pool, item, now)
         if (!passedAtOnce(pool, checks)) {
-          return Effect.flatMap(validateParked(pool, waiter, item, checks, now), (valid) => {
-            token = valid.token
-            return call(f, valid.connection)
-          })
+          return Effect.flatMap(
+            validateParked(pool, waiter, item, checks, now, (valid) => {
+              token = valid.token
+            }),
+            (valid) => call(f, valid.connection)
+          )
         }
       }
       waiter.state = RUNNING
@@ -237,14 +248,16 @@ export const useParked = <C, E, A, E2, R>(
 /**
  * The validation of a connection handed to a parked `use` whose checks did not all pass at once. From the start of
  * the mask the validation owns the connection (the waiter's clean-up leaves it alone), and a connection that passes
- * is the waiter's again before the mask ends, so an interruption at any point has exactly one owner to clean up.
+ * is the waiter's again before the mask ends, with the lending's token (`owned`), so an interruption at any point
+ * has exactly one owner to clean up, and that owner returns the right lending.
  */
 const validateParked = <C, E>(
   pool: PoolImpl<C, E>,
   waiter: Waiter<C>,
   item: Item<C>,
   checks: Effect.Effect<void, unknown> | undefined,
-  now: number
+  now: number,
+  owned: (valid: Item<C>) => void
 ): Effect.Effect<Item<C>, E | PoolError> =>
   Effect.uninterruptibleMask((mask) => {
     waiter.item = undefined
@@ -254,12 +267,14 @@ const validateParked = <C, E>(
       n: 0,
       rejected: 0,
       arrivedAt: waiter.enqueuedAt,
+      firstNewId: waiter.firstNewId,
       deadline: waiter.deadline,
       timeoutMillis: waiter.timeoutMillis
     }
     return Effect.map(validate(pool, item, attempt, { checks, now }), (valid) => {
       waiter.item = valid
       waiter.state = RUNNING
+      owned(valid)
       return valid
     })
   })
@@ -282,10 +297,12 @@ export const tryTakeChecked = <C, E>(
   pool.gauges()
   const now = pool.now()
   const checks = checksOf(pool, item, now)
-  return passedAtOnce(pool, checks) ? item : validate(pool, item, firstAttempt(restore, now, timeoutMillis), {
-    checks,
-    now
-  })
+  return passedAtOnce(pool, checks) ?
+    item :
+    validate(pool, item, firstAttempt(restore, now, timeoutMillis, pool.nextId), {
+      checks,
+      now
+    })
 }
 
 /**
@@ -428,7 +445,10 @@ export const validate = <C, E>(
       const rejection = Option.isSome(failure) ? failure.value : Cause.squash(cause)
       // a rejection that another connection would only repeat (`retry: false`) ends the checkout now
       const final = rejection instanceof ConnectionRejected && !rejection.retry
-      const retired = rejection instanceof ConnectionRejected && retirements.has(rejection.reason)
+      // a connection opened after this checkout arrived and retired at once (a lifetime shorter than a connect)
+      // counts, or one checkout could connect and close without end; older ones are the pile it may clear
+      const retired = rejection instanceof ConnectionRejected && retirements.has(rejection.reason) &&
+        item.record.id < attempt.firstNewId
       return Effect.zipRight(
         closeRejected(pool, item, cause),
         final || (!retired && attempt.rejected + 1 >= pool.maxCheckoutAttempts) ?

@@ -15,8 +15,10 @@ const malformedDuration = "a duration (milliseconds, a Duration, or a string suc
  * `[seconds, nanos]` tuple, a string such as `"30 seconds"`) or in JSON (milliseconds, or such a string, or
  * `"Infinity"`). `Left` is what was expected: a negative or NaN input is refused, never clamped to 0 as
  * `Duration.decode` would.
+ *
+ * @internal
  */
-const readDuration = (input: unknown): Either.Either<Duration.Duration, string> => {
+export const readDuration = (input: unknown): Either.Either<Duration.Duration, string> => {
   if (typeof input === "number") {
     if (Number.isNaN(input)) return Either.left(malformedDuration)
     return input < 0 ? Either.left(negativeDuration) : Either.right(Duration.millis(input))
@@ -263,12 +265,16 @@ const checkPolicies = (policies: unknown): Array<string> => {
         problems.push(`policies[${i}].${hook}: Expected a function, got ${show(policy[hook])}`)
       }
     }
+    // what a built-in policy found wrong with the arguments it was made with
+    if (Array.isArray(policy.problems)) {
+      for (const problem of policy.problems) problems.push(`policies[${i}] ${policy.name}: ${String(problem)}`)
+    }
   }
   return problems
 }
 
-/** A given value as a problem line quotes it: strings in quotes, objects and arrays shallowly, never throwing. */
-const show = (value: unknown, depth = 0): string => {
+/** A given value as a problem line quotes it: strings in quotes, objects and arrays shallowly, never throwing. @internal */
+export const show = (value: unknown, depth = 0): string => {
   try {
     switch (typeof value) {
       case "string":

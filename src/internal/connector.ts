@@ -167,7 +167,6 @@ const connected = <C, E>(pool: PoolImpl<C, E>, task: ConnectTask<C>): Effect.Eff
   }
   pool.items.add(item)
   detachTask(pool, task)
-  task.done?.(Exit.void)
   let events: Effect.Effect<void> = pool.log("info", "connect", item)
   if (pool.feed.listening) {
     if (!pool.firstConnectDone) {
@@ -189,6 +188,7 @@ const connected = <C, E>(pool: PoolImpl<C, E>, task: ConnectTask<C>): Effect.Eff
       if (item.invalidated || item.soft) {
         // the driver reported it dead while it was still connecting
         const cause = item.invalidateCause
+        task.done?.(Exit.fail(cause))
         return Effect.zipRight(
           pool.feed.emit({
             _tag: "Invalidate",
@@ -200,6 +200,7 @@ const connected = <C, E>(pool: PoolImpl<C, E>, task: ConnectTask<C>): Effect.Eff
           closeItem(pool, item, "invalidated")
         )
       }
+      task.done?.(Exit.void)
       const put = offer(pool, item)
       pump(pool)
       return put

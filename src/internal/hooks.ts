@@ -58,22 +58,32 @@ export class HookContextImpl<C, E> implements Policy.HookContext<C, E> {
   constructor(
     item: Item<C>,
     readonly driver: Driver.Driver<C, E>,
-    readonly now: number,
-    readonly owner: HookOwner<C, E>
+    _now: number,
+    owner: HookOwner<C, E>
   ) {
     this.connection = item.connection
     this.record = item.record
+    this.#owner = owner
+  }
+  // private: a hook gets the context, never the pool behind it
+  readonly #owner: HookOwner<C, E>
+  /**
+   * The pool's clock now, read at each use: a hook listed after a slow one (a validation that took a second) must
+   * not judge a connection's age or idleness by the time the checks started.
+   */
+  get now(): number {
+    return this.#owner.now()
   }
   // getters, so that a context costs no closures unless a hook asks for one (and a hook may still pass
   // `context.markValidated` around unbound)
   get markValidated(): () => void {
     return () => {
-      this.record.lastValidatedAt = this.owner.now()
+      this.record.lastValidatedAt = this.#owner.now()
     }
   }
   get ping(): () => Effect.Effect<void, E> {
     return () => {
-      const liveness = this.owner.liveness
+      const liveness = this.#owner.liveness
       return liveness === undefined ? this.driver.ping(this.connection) : call(liveness.liveness!.bind(liveness), this)
     }
   }

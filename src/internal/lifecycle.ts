@@ -12,19 +12,7 @@ import { offer } from "./checkin.js"
 import { pump } from "./connector.js"
 import type { PoolImpl } from "./core.js"
 import { call, HookContextImpl } from "./hooks.js"
-import {
-  CLOSED,
-  CLOSING,
-  CONNECTING,
-  DETACHED,
-  IDLE,
-  isGone,
-  type Item,
-  LENT,
-  MAINTAINED,
-  moveTo,
-  RETURNING
-} from "./item.js"
+import { CLOSED, CLOSING, CONNECTING, DETACHED, IDLE, isGone, type Item, LENT, MAINTAINED, moveTo } from "./item.js"
 import { reject, stopReaper } from "./queue.js"
 
 /**
@@ -160,9 +148,10 @@ export const bumpGeneration = <C, E>(pool: PoolImpl<C, E>): void => {
 
 /** @internal */
 export const dispose = <C, E>(pool: PoolImpl<C, E>): Effect.Effect<void> =>
-  Effect.suspend(() =>
+  // uninterruptible: each `closeItem` takes its connection out of reach at once, and its close must follow
+  Effect.uninterruptible(Effect.suspend(() =>
     Effect.forEach(pool.idle.toArray(), (item) => closeItem(pool, item, "disposed"), { discard: true })
-  )
+  ))
 
 /** @internal */
 export const detach = <C, E>(pool: PoolImpl<C, E>, item: Item<C>): Effect.Effect<void, never, Scope.Scope> =>
@@ -229,11 +218,12 @@ export const retire = <C, E>(
   record: ConnectionRecord,
   reason: PoolEvent.CloseReason
 ): Effect.Effect<boolean> =>
-  Effect.suspend(() => {
+  // uninterruptible: `closeItem` takes the connection out of reach at once, and its close must follow
+  Effect.uninterruptible(Effect.suspend(() => {
     const item = itemOfRecord(pool, record)
     if (item === undefined || item.state !== IDLE) return Effect.succeed(false)
     return Effect.as(closeItem(pool, item, reason), true)
-  })
+  }))
 
 /** The records of the connections idle right now, oldest first. @internal */
 export const idleRecords = <C, E>(pool: PoolImpl<C, E>): ReadonlyArray<ConnectionRecord> =>
@@ -243,7 +233,8 @@ export const idleRecords = <C, E>(pool: PoolImpl<C, E>): ReadonlyArray<Connectio
 export const holders = <C, E>(pool: PoolImpl<C, E>): ReadonlyArray<Policy.Holder> => {
   const out: Array<Policy.Holder> = []
   for (const item of pool.items) {
-    if (item.state === LENT || item.state === RETURNING) {
+    // lent only: a returning connection is being reset, no longer held by its borrower
+    if (item.state === LENT) {
       out.push({ record: item.record, fiber: item.holder, since: item.record.lastUsedAt, trace: item.trace })
     }
   }
@@ -266,19 +257,19 @@ export const itemOfRecord = <C, E>(pool: PoolImpl<C, E>, record: ConnectionRecor
  * @internal
  */
 export const reclaim = <C, E>(pool: PoolImpl<C, E>, record: ConnectionRecord): Effect.Effect<boolean> =>
-  Effect.suspend(() => {
-    const item = itemOfRecord(pool, record)
-    if (item === undefined || item.state !== LENT) return Effect.succeed(false)
-    const holder = item.holder
-    // `closeItem` takes the connection out of reach now; the effect it answers closes it
-    const close = closeItem(pool, item, "reclaimed")
-    if (holder === undefined) return Effect.as(close, true)
-    const stopped = Effect.ignore(Effect.timeout(Fiber.await(holder), Math.min(pool.shutdownMillis, 1000)))
-    // closed even if this fiber is interrupted while it waits (the pool closing)
-    return Effect.uninterruptibleMask((restore) =>
-      Effect.zipRight(Fiber.interruptFork(holder), Effect.as(Effect.ensuring(restore(stopped), close), true))
-    )
-  })
+  // masked from the start: `closeItem` takes the connection out of reach at once, and its close must follow, even
+  // if this fiber is interrupted while it waits for the holder (the pool closing)
+  Effect.uninterruptibleMask((restore) =>
+    Effect.suspend(() => {
+      const item = itemOfRecord(pool, record)
+      if (item === undefined || item.state !== LENT) return Effect.succeed(false)
+      const holder = item.holder
+      const close = closeItem(pool, item, "reclaimed")
+      if (holder === undefined) return Effect.as(close, true)
+      const stopped = Effect.ignore(Effect.timeout(Fiber.await(holder), Math.min(pool.shutdownMillis, 1000)))
+      return Effect.zipRight(Fiber.interruptFork(holder), Effect.as(Effect.ensuring(restore(stopped), close), true))
+    })
+  )
 
 /**
  * Runs `effect` in a fiber of its own and waits for it until `timer` ends, whichever comes first: past the deadline

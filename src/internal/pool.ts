@@ -126,7 +126,7 @@ const timeoutOf = <C, E>(pool: PoolImpl<C, E>, options: PoolTypes.CheckoutOption
 
 /** Checks out through the general path: admission, queueing and validation, with this checkout's deadline. */
 const acquire = <C, E>(pool: PoolImpl<C, E>, restore: Restore, timeoutMillis: number) =>
-  acquireSlow(pool, firstAttempt(restore, pool.now(), timeoutMillis))
+  acquireSlow(pool, firstAttempt(restore, pool.now(), timeoutMillis, pool.nextId))
 
 /**
  * Checks out (the fast path when it applies, else the general one) and continues with `k`: `get` and `checkout`.

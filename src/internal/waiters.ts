@@ -41,6 +41,8 @@ export class Waiter<C> {
   early: Effect.Effect<Item<C>, any> | undefined = undefined
   item: Item<C> | undefined = undefined
   task: ConnectTask<C> | undefined = undefined
+  /** The id the pool's next connection would get when this checkout arrived: ids from it on were opened after. */
+  firstNewId = 0
   constructor(
     /** When the checkout first arrived (kept across retries after a rejection). */
     readonly enqueuedAt: number,

@@ -178,6 +178,41 @@ describe("retirements", () => {
     }))
 })
 
+describe("bad policy arguments", () => {
+  it.effect("fail the pool's construction with one PoolConfigError listing every problem, nothing clamped", () =>
+    Effect.gen(function*() {
+      const db = yield* Memory.make()
+      const error = yield* Effect.flip(Pool.make({
+        driver: db.driver,
+        name: uniqueName("bad-policies"),
+        size: -1,
+        policies: [
+          Policy.recycle(-5, { spread: 2 }),
+          Policy.maxUses(0),
+          Policy.idleTimeout("soon"),
+          Policy.keepalive(0, { timeout: 0 }),
+          Policy.circuitBreaker({ failures: 1.5 }),
+          Policy.leakDetection(0)
+        ]
+      }))
+      assert.strictEqual(error._tag, "PoolConfigError")
+      const problems = error.problems.join("\n")
+      for (
+        const expected of [
+          "size: Expected",
+          "policies[0] recycle: maxAge: Expected a duration of 0 or more, got -5",
+          "policies[0] recycle: spread: Expected a number from 0 to 0.5, got 2",
+          "policies[1] maxUses: maxUses: Expected an integer of 1 or more (or Infinity), got 0",
+          "policies[2] idleTimeout: timeout: Expected a duration",
+          "policies[3] keepalive: schedule: Expected a Schedule or a duration of more than 0, got 0",
+          "policies[3] keepalive: timeout: Expected a duration of more than 0, got 0",
+          "policies[4] circuitBreaker: failures: Expected an integer of 1 or more, got 1.5",
+          "policies[5] leakDetection: threshold: Expected a duration of more than 0, got 0"
+        ]
+      ) assert.include(problems, expected)
+    }))
+})
+
 describe("Policy.defaults", () => {
   it.scoped("a pool with a driver and no policies gets recycle, pre-ping and a rollback on return", () =>
     Effect.gen(function*() {

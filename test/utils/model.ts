@@ -151,7 +151,7 @@ export interface Scenario {
  * counterexamples in `counterexamples.ts`). `"context"` while that is open, so that the random runs look for other
  * defects; `"clock"` once the core gives hooks the current time.
  */
-export const hookClock: "context" | "clock" = "context"
+export const hookClock: "context" | "clock" = "clock"
 
 /** Mostly "ok", so that scripts read cyclically still let most checkouts and connects through. */
 const step: fc.Arbitrary<Step> = fc.oneof(

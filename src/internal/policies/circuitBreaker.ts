@@ -8,6 +8,7 @@ import * as Intervals from "effect/ScheduleIntervals"
 import type * as Policy from "../../Policy.js"
 import { PoolTimeoutError, PoolUnavailableError } from "../../PoolError.js"
 import type * as PoolEvent from "../../PoolEvent.js"
+import * as check from "./check.js"
 import { stateful } from "./make.js"
 import { toSchedule } from "./upkeep.js"
 
@@ -70,7 +71,12 @@ export const circuitBreaker = <C = never, E = never>(
     readonly probe?: Schedule.Schedule<unknown, unknown> | Duration.DurationInput | undefined
   }
 ): Policy.Policy<C, E, Policy.BreakerCommands> => {
-  const threshold = Math.max(1, options?.failures ?? 5)
+  const problems = check.problemsOf(
+    options?.failures === undefined ? undefined : check.count("failures", options.failures, 1, false),
+    options?.probe === undefined ? undefined : check.schedule("probe", options.probe)
+  )
+  if (problems.length > 0) return check.invalid("circuitBreaker", problems)
+  const threshold = options?.failures ?? 5
   const probe = options?.probe === undefined ? defaultProbe : toSchedule(options.probe)
   return stateful<C, E, Policy.BreakerCommands>("circuitBreaker", (pool) =>
     Effect.sync(() => {

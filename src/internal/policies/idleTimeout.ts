@@ -3,6 +3,7 @@ import * as Effect from "effect/Effect"
 import type { ConnectionRecord } from "../../ConnectionRecord.js"
 import type * as Policy from "../../Policy.js"
 import type { PoolStats } from "../../PoolError.js"
+import * as check from "./check.js"
 import { millis, whenDue } from "./upkeep.js"
 
 /**
@@ -31,6 +32,8 @@ const dueNow = (records: ReadonlyArray<ConnectionRecord>, now: number, timeout: 
  * @internal
  */
 export const idleTimeout = <C = never, E = never>(timeout: Duration.DurationInput): Policy.Policy<C, E> => {
+  const problems = check.problemsOf(check.duration("timeout", timeout, { positive: true, infinite: true }))
+  if (problems.length > 0) return check.invalid("idleTimeout", problems)
   const limit = millis(timeout)
   // no timeout at all: nothing ever falls due, and there is no loop to run
   if (!Number.isFinite(limit)) return { name: "idleTimeout" }

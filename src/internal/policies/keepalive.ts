@@ -4,6 +4,7 @@ import type * as Schedule from "effect/Schedule"
 import type { ConnectionRecord } from "../../ConnectionRecord.js"
 import type * as Policy from "../../Policy.js"
 import { ConnectionRejected } from "../../PoolError.js"
+import * as check from "./check.js"
 import { stateful } from "./make.js"
 import { millis, toSchedule } from "./upkeep.js"
 
@@ -18,7 +19,7 @@ const quietSince = (record: ConnectionRecord): number => Math.max(record.lastRet
 /**
  * Keepalive. One pass takes each idle connection in turn (`forEachIdle`: out of reach while it is pinged), pings it
  * with the pool's liveness check bounded by `timeout`, and puts it back validated; a failed or unanswered ping
- * closes it (a disconnect starts a new generation, as pre-ping does), and `refill` replaces what was closed.
+ * closes it (that one only: no new generation, unlike pre-ping), and `refill` replaces what was closed.
  *
  * A pass yields to borrowers: `forEachIdle` takes a connection before the function sees it, so the function looks
  * at `stats.waiting` first and, when a checkout waits, returns at once without a round trip; `forEachIdle` then
@@ -38,6 +39,12 @@ export const keepalive = <C = never, E = never>(
     readonly idleFor?: Duration.DurationInput | undefined
   }
 ): Policy.Policy<C, E, Policy.KeepaliveCommands> => {
+  const problems = check.problemsOf(
+    check.schedule("schedule", schedule),
+    options?.timeout === undefined ? undefined : check.duration("timeout", options.timeout, { positive: true }),
+    options?.idleFor === undefined ? undefined : check.duration("idleFor", options.idleFor, { infinite: false })
+  )
+  if (problems.length > 0) return check.invalid("keepalive", problems)
   const every = toSchedule(schedule)
   const timeout = Duration.decode(options?.timeout ?? "5 seconds")
   const idleFor = millis(options?.idleFor ?? 0)

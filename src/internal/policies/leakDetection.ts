@@ -3,6 +3,7 @@ import * as Effect from "effect/Effect"
 import * as FiberId from "effect/FiberId"
 import type { ConnectionRecord } from "../../ConnectionRecord.js"
 import type * as Policy from "../../Policy.js"
+import * as check from "./check.js"
 import { stateful } from "./make.js"
 import { millis, whenDue } from "./upkeep.js"
 
@@ -35,7 +36,14 @@ export const leakDetection = <C = never, E = never>(
   threshold: Duration.DurationInput,
   options?: { readonly reclaim?: boolean | undefined; readonly trace?: "span" | "stack" | undefined }
 ): Policy.Policy<C, E, Policy.LeakCommands> => {
-  const after = Math.max(0, millis(threshold))
+  const problems = check.problemsOf(
+    check.duration("threshold", threshold, { positive: true, infinite: false }),
+    options?.trace === undefined || options.trace === "span" || options.trace === "stack" ?
+      undefined :
+      `trace: Expected "span" or "stack", got ${String(options.trace)}`
+  )
+  if (problems.length > 0) return check.invalid("leakDetection", problems)
+  const after = millis(threshold)
   const reclaim = options?.reclaim === true
   const trace = options?.trace ?? "span"
   return stateful<C, E, Policy.LeakCommands>("leakDetection", (pool) =>

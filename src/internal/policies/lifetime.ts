@@ -1,9 +1,10 @@
 import * as Effect from "effect/Effect"
-import type * as Schedule from "effect/Schedule"
+import * as Schedule from "effect/Schedule"
 import * as ScheduleDecision from "effect/ScheduleDecision"
 import type { ConnectionRecord } from "../../ConnectionRecord.js"
 import type * as Policy from "../../Policy.js"
 import { ConnectionRejected } from "../../PoolError.js"
+import * as check from "./check.js"
 import { stateful } from "./make.js"
 
 const expired = new ConnectionRejected({ reason: "expired" })
@@ -20,22 +21,24 @@ const expired = new ConnectionRejected({ reason: "expired" })
 export const lifetime = <C = never, E = never>(
   schedule: Schedule.Schedule<unknown, ConnectionRecord>
 ): Policy.Policy<C, E> =>
-  stateful<C, E>("lifetime", () =>
-    Effect.sync(() => {
-      const states = new WeakMap<ConnectionRecord, unknown>()
-      return {
-        onCheckout: (context) => {
-          const record = context.record
-          const state = states.has(record) ? states.get(record) : schedule.initial
-          return Effect.flatMap(schedule.step(context.now, record, state), ([next, _, decision]) => {
-            if (ScheduleDecision.isDone(decision)) {
-              // the connection is closed by this rejection: its state goes with it
-              states.delete(record)
-              return Effect.fail(expired)
-            }
-            states.set(record, next)
-            return Effect.void
-          })
+  !Schedule.isSchedule(schedule) ?
+    check.invalid("lifetime", [`schedule: Expected a Schedule, got ${String(schedule)}`]) :
+    stateful<C, E>("lifetime", () =>
+      Effect.sync(() => {
+        const states = new WeakMap<ConnectionRecord, unknown>()
+        return {
+          onCheckout: (context) => {
+            const record = context.record
+            const state = states.has(record) ? states.get(record) : schedule.initial
+            return Effect.flatMap(schedule.step(context.now, record, state), ([next, _, decision]) => {
+              if (ScheduleDecision.isDone(decision)) {
+                // the connection is closed by this rejection: its state goes with it
+                states.delete(record)
+                return Effect.fail(expired)
+              }
+              states.set(record, next)
+              return Effect.void
+            })
+          }
         }
-      }
-    }))
+      }))

@@ -2,6 +2,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Policy from "../../Policy.js"
 import { ConnectionRejected } from "../../PoolError.js"
+import * as check from "./check.js"
 import { millis } from "./upkeep.js"
 
 /** What `Effect.timeoutFail` fails a ping with when it gets no answer in time. */
@@ -16,6 +17,13 @@ export const prePing = <C = never, E = never>(
     readonly skipWithin?: Duration.DurationInput | undefined
   }
 ): Policy.Policy<C, E> => {
+  const problems = check.problemsOf(
+    options?.timeout === undefined ? undefined : check.duration("timeout", options.timeout, { positive: true }),
+    options?.skipWithin === undefined
+      ? undefined
+      : check.duration("skipWithin", options.skipWithin, { infinite: false })
+  )
+  if (problems.length > 0) return check.invalid("prePing", problems)
   const timeout = Duration.decode(options?.timeout ?? "5 seconds")
   const skipWithin = millis(options?.skipWithin ?? "500 millis")
   const noAnswer = `prePing: no answer within ${Duration.format(timeout)}`

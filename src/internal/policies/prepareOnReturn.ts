@@ -6,6 +6,7 @@ import * as FiberId from "effect/FiberId"
 import type * as Schedule from "effect/Schedule"
 import type { ConnectionRecord } from "../../ConnectionRecord.js"
 import type * as Policy from "../../Policy.js"
+import * as check from "./check.js"
 import { stateful } from "./make.js"
 import { toSchedule } from "./upkeep.js"
 
@@ -76,6 +77,13 @@ export const prepareOnReturn = <C, E>(
     readonly pending?: Schedule.Schedule<unknown, unknown> | Duration.DurationInput | "manual" | undefined
   }
 ): Policy.Policy<C, E, Policy.PrepareCommands> => {
+  const problems = check.problemsOf(
+    typeof prepare === "function" ? undefined : `prepare: Expected a function, got ${String(prepare)}`,
+    options?.pending === undefined || options.pending === "manual"
+      ? undefined
+      : check.schedule("pending", options.pending)
+  )
+  if (problems.length > 0) return check.invalid("prepareOnReturn", problems)
   const run = (context: Policy.HookContext<C, E>) => prepare(context.connection, context.record)
   const pending = options?.pending
   if (pending === undefined) {
@@ -85,7 +93,7 @@ export const prepareOnReturn = <C, E>(
     )
   }
   const schedule = pending === "manual" ? undefined : toSchedule(pending)
-  return stateful<C, E, Policy.PrepareCommands>("prepareOnReturn", () =>
+  return stateful<C, E, Policy.PrepareCommands>("prepareOnReturn", (pool) =>
     Effect.sync(() => {
       const state = new Pending()
       const beginPending = Effect.suspend(() => {
@@ -100,13 +108,21 @@ export const prepareOnReturn = <C, E>(
       const instance: Policy.Instance<C, E, Policy.PrepareCommands> = {
         onConnect: run,
         // deferred: a `prepare` that does work when called (not only when run) waits for the signal too
-        prepare: (context) => state.wait(Effect.suspend(() => run(context))),
+        // a checkout already waiting when the connection comes back needs it now: no waiting for the signal
+        prepare: (context) =>
+          Effect.flatMap(pool.stats, (stats) =>
+            stats.waiting > 0 ? run(context) : state.wait(Effect.suspend(() => run(context)))),
         // a checkout that finds nothing idle would wait for these anyway: they go now, and the checkout parks
         admit: () => {
           state.release()
           return undefined
         },
-        commands: { beginPending, pending: Effect.sync(() => state.waiting.size) },
+        commands: {
+          beginPending,
+          pending: Effect.sync(() =>
+            state.waiting.size
+          )
+        },
         ...(schedule === undefined ? {} : {
           // the first release comes one step of the schedule after the pool opens
           background: () => Effect.asVoid(Effect.schedule(Effect.sync(() => state.release()), schedule))

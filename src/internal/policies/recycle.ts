@@ -4,8 +4,9 @@ import * as Random from "effect/Random"
 import type { ConnectionRecord } from "../../ConnectionRecord.js"
 import type * as Policy from "../../Policy.js"
 import { ConnectionRejected } from "../../PoolError.js"
+import * as check from "./check.js"
 import { stateful } from "./make.js"
-import { millis, whenDue } from "./upkeep.js"
+import { Alarm, millis, whenDue } from "./upkeep.js"
 
 const expired = new ConnectionRejected({ reason: "expired" })
 
@@ -25,19 +26,31 @@ export const recycle = <C = never, E = never>(
   maxAge: Duration.DurationInput,
   options?: { readonly spread?: number | undefined }
 ): Policy.Policy<C, E> => {
+  const problems = check.problemsOf(
+    check.duration("maxAge", maxAge, { positive: true, infinite: true }),
+    options?.spread === undefined ? undefined : check.fraction("spread", options.spread, 0.5)
+  )
+  if (problems.length > 0) return check.invalid("recycle", problems)
   const age = millis(maxAge)
   // no maximum age: nothing ever expires (and `Infinity - Infinity` below would be `NaN`)
   if (!Number.isFinite(age)) return { name: "recycle" }
-  // a spread outside [0, 1] would give lifetimes longer than `maxAge`, or negative ones
-  const window = age * Math.min(1, Math.max(0, options?.spread ?? 0.025))
+  const window = age * (options?.spread ?? 0.025)
   return stateful<C, E>("recycle", (pool) =>
     Effect.map(Random.next, (offset) => {
       const expiresAt = (record: ConnectionRecord): number => {
         const part = (offset + record.id * PHI) % 1
         return record.createdAt + age - window * part
       }
-      const check = (context: Policy.HookContext<C, E>) =>
+      const atCheckout = (context: Policy.HookContext<C, E>) =>
         context.now >= expiresAt(context.record) ? Effect.fail(expired) : Effect.void
+      // a connection lent while the loop went to sleep may expire before the loop wakes: it rings as it comes back
+      const alarm = new Alarm()
+      const atReturn = (context: Policy.HookContext<C, E>) => {
+        const at = expiresAt(context.record)
+        if (context.now >= at) return Effect.fail(expired)
+        alarm.ring(at)
+        return Effect.void
+      }
       const due = Effect.map(pool.idle, (records) => {
         let next = Infinity
         for (const record of records) next = Math.min(next, expiresAt(record))
@@ -51,10 +64,10 @@ export const recycle = <C = never, E = never>(
           pool.refill
         ))
       return {
-        onCheckout: check,
-        onReturn: check,
+        onCheckout: atCheckout,
+        onReturn: atReturn,
         // a connection opened after the loop went to sleep expires `age - window` later at the earliest
-        background: () => whenDue(pool, due, Math.max(1, age - window), pass)
+        background: () => whenDue(pool, due, age - window, pass, alarm)
       }
     }))
 }

@@ -2,6 +2,7 @@ import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as FiberId from "effect/FiberId"
 import type * as Policy from "../../Policy.js"
+import * as check from "./check.js"
 import { millis } from "./upkeep.js"
 
 /** What a reset fails with when it takes too long: an `Error`, so the core's warning logs its message. */
@@ -58,6 +59,13 @@ export const resetOnReturn = <C = never, E = never>(
   mode: Policy.ResetMode<C, E> = "rollback",
   options?: { readonly timeout?: Duration.DurationInput | undefined }
 ): Policy.Policy<C, E> => {
+  const problems = check.problemsOf(
+    mode === "rollback" || mode === "commit" || mode === "none" || typeof mode === "function" ?
+      undefined :
+      `mode: Expected "rollback", "commit", "none" or a function, got ${String(mode)}`,
+    options?.timeout === undefined ? undefined : check.duration("timeout", options.timeout, { positive: true })
+  )
+  if (problems.length > 0) return check.invalid("resetOnReturn", problems)
   if (mode === "none") return { name: "resetOnReturn(none)" }
   const timeout = millis(options?.timeout ?? "5 seconds")
   const bound = (effect: Effect.Effect<void, unknown>): Effect.Effect<void, unknown> =>
