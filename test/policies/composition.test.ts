@@ -3,7 +3,7 @@
  * defaults a pool gets when it names none.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Chunk, Deferred, Effect, Fiber, Schedule, Stream, TestClock } from "effect"
+import { Chunk, Deferred, type Duration, Effect, Fiber, Schedule, Stream, TestClock } from "effect"
 import * as Memory from "../../src/Driver/Memory.js"
 import type { MemoryConnection, MemoryError } from "../../src/Driver/Memory.js"
 import * as Policy from "../../src/Policy.js"
@@ -179,7 +179,7 @@ describe("retirements", () => {
 })
 
 describe("bad policy arguments", () => {
-  it.effect("fail the pool's construction with one PoolConfigError listing every problem, nothing clamped", () =>
+  it.scoped("fail the pool's construction with one PoolConfigError listing every problem, nothing clamped", () =>
     Effect.gen(function*() {
       const db = yield* Memory.make()
       const error = yield* Effect.flip(Pool.make({
@@ -189,7 +189,8 @@ describe("bad policy arguments", () => {
         policies: [
           Policy.recycle(-5, { spread: 2 }),
           Policy.maxUses(0),
-          Policy.idleTimeout("soon"),
+          // a JavaScript caller's string, unchecked by the compiler
+          Policy.idleTimeout("soon" as Duration.DurationInput),
           Policy.keepalive(0, { timeout: 0 }),
           Policy.circuitBreaker({ failures: 1.5 }),
           Policy.leakDetection(0)
