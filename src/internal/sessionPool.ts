@@ -64,79 +64,63 @@ export const isSpec = (u: unknown): u is SessionPool.Spec<SessionPool.Kind> => h
 /** @internal */
 export const isSessionPool = (u: unknown): u is SessionPool.SessionPool<unknown, unknown> => hasProperty(u, TypeId)
 
-const common = (options: SessionPool.CommonOptions | undefined) => ({
-  name: options?.name ?? defaultName,
-  labels: options?.labels ?? {},
-  policies: options?.policies ?? []
-})
-
-/** @internal */
-export const fixed = (options?: SessionPool.FixedOptions): SessionPool.Spec<"fixed"> => {
-  const { labels, name, policies } = common(options)
+/**
+ * A spec of `kind`: the options every kind shares (name, labels, policies, size, default timeout), and for the
+ * pinging kinds their ping interval, background and pending transactions.
+ */
+const specOf = <K extends SessionPool.Kind>(
+  kind: K,
+  size: number | undefined,
+  options: (SessionPool.CommonOptions & { readonly defaultTimeout?: Duration.DurationInput | undefined }) | undefined,
+  pinging?: {
+    readonly pingInterval: Duration.DurationInput | undefined
+    readonly background: boolean | undefined
+    readonly pending?: Schedule.Schedule<unknown, unknown> | Duration.DurationInput | "manual" | undefined
+    readonly transactions: boolean
+  }
+): SessionPool.Spec<K> => {
+  const pingInterval = pinging === undefined ? undefined : Duration.decode(pinging.pingInterval ?? defaultPingInterval)
+  const background = pinging === undefined ? false : pinging.background ?? true
   return new SpecImpl(
-    "fixed",
-    name,
-    options?.size ?? defaultSize,
+    kind,
+    options?.name ?? defaultName,
+    size ?? defaultSize,
     Duration.decode(options?.defaultTimeout ?? defaultTimeout),
-    labels,
-    undefined,
-    false,
-    undefined,
-    policies
+    options?.labels ?? {},
+    pingInterval,
+    background,
+    // the background begins pending transactions every ping interval, unless the application does it itself
+    pinging?.transactions === true ? pinging.pending ?? (background ? pingInterval : "manual") : undefined,
+    options?.policies ?? []
   )
 }
 
 /** @internal */
-export const bursty = (options?: SessionPool.BurstyOptions): SessionPool.Spec<"bursty"> => {
-  const { labels, name, policies } = common(options)
-  return new SpecImpl(
-    "bursty",
-    name,
-    options?.targetSize ?? defaultSize,
-    Duration.decode(options?.defaultTimeout ?? defaultTimeout),
-    labels,
-    undefined,
-    false,
-    undefined,
-    policies
-  )
-}
+export const fixed = (options?: SessionPool.FixedOptions): SessionPool.Spec<"fixed"> =>
+  specOf("fixed", options?.size, options)
 
 /** @internal */
-export const pinging = (options?: SessionPool.PingingOptions): SessionPool.Spec<"pinging"> => {
-  const { labels, name, policies } = common(options)
-  return new SpecImpl(
-    "pinging",
-    name,
-    options?.size ?? defaultSize,
-    Duration.decode(options?.defaultTimeout ?? defaultTimeout),
-    labels,
-    Duration.decode(options?.pingInterval ?? defaultPingInterval),
-    options?.background ?? true,
-    undefined,
-    policies
-  )
-}
+export const bursty = (options?: SessionPool.BurstyOptions): SessionPool.Spec<"bursty"> =>
+  specOf("bursty", options?.targetSize, options)
+
+/** @internal */
+export const pinging = (options?: SessionPool.PingingOptions): SessionPool.Spec<"pinging"> =>
+  specOf("pinging", options?.size, options, {
+    pingInterval: options?.pingInterval,
+    background: options?.background,
+    transactions: false
+  })
 
 /** @internal */
 export const transactionPinging = (
   options?: SessionPool.TransactionPingingOptions
-): SessionPool.Spec<"transactionPinging"> => {
-  const { labels, name, policies } = common(options)
-  const pingInterval = Duration.decode(options?.pingInterval ?? defaultPingInterval)
-  const background = options?.background ?? true
-  return new SpecImpl(
-    "transactionPinging",
-    name,
-    options?.size ?? defaultSize,
-    Duration.decode(options?.defaultTimeout ?? defaultTimeout),
-    labels,
-    pingInterval,
-    background,
-    options?.pending ?? (background ? pingInterval : "manual"),
-    policies
-  )
-}
+): SessionPool.Spec<"transactionPinging"> =>
+  specOf("transactionPinging", options?.size, options, {
+    pingInterval: options?.pingInterval,
+    background: options?.background,
+    pending: options?.pending,
+    transactions: true
+  })
 
 /** What a kind adds to the pool: its policies and the commands it reaches through `Pool.policy`. */
 interface Built<C, E> {
