@@ -20,8 +20,6 @@ export const counterexamples: ReadonlyArray<{
   readonly scenario: Scenario
   /** a defect still open: the scenario finds this violation until it is fixed (the test then expects a failure) */
   readonly open?: string | undefined
-  /** the open defect hangs the run (the test is skipped: it would block the suite) */
-  readonly hangs?: boolean | undefined
 }> = [
   {
     name: "a checkout validation that takes longer than the deadline still ends by the deadline",
