@@ -19,7 +19,6 @@
  * @since 0.3.0
  */
 import * as Context from "effect/Context"
-import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Either from "effect/Either"
 import type * as Layer from "effect/Layer"
@@ -28,6 +27,7 @@ import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type { Driver, Row } from "./Driver.js"
 import * as internal from "./internal/interaction.js"
+import type { BaseOptions } from "./Pool.js"
 import type { Pool } from "./Pool.js"
 import type { PoolConfigError, PoolError, PoolUsageError } from "./PoolError.js"
 
@@ -163,21 +163,25 @@ export type InteractionConfigEncoded = internal.InteractionConfigEncoded
  * @since 0.3.0
  * @category models
  */
-export interface Options<C, E> {
+export interface Options<C, E> extends
+  Pick<
+    BaseOptions,
+    | "name"
+    | "timeout"
+    | "connectTimeout"
+    | "order"
+    | "maxWaiters"
+    | "labels"
+    | "shutdownTimeout"
+    | "maxCheckoutAttempts"
+  >
+{
   readonly cp_min?: number | undefined
   readonly cp_max?: number | undefined
   readonly cp_noisy?: boolean | undefined
   readonly cp_openfun?: ReadonlyArray<string> | ((connection: C) => Effect.Effect<void, E>) | undefined
   readonly cp_reconnect?: boolean | undefined
   readonly cp_good_sql?: string | undefined
-  readonly name?: string | undefined
-  readonly timeout?: Duration.DurationInput | undefined
-  readonly connectTimeout?: Duration.DurationInput | undefined
-  readonly order?: "fifo" | "lifo" | undefined
-  readonly maxWaiters?: number | "unbounded" | undefined
-  readonly labels?: Readonly<Record<string, string>> | undefined
-  readonly shutdownTimeout?: Duration.DurationInput | undefined
-  readonly maxCheckoutAttempts?: number | undefined
 }
 
 /**

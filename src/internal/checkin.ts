@@ -4,11 +4,10 @@ import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
 import { ConnectionRejected } from "../PoolError.js"
 import type * as PoolEvent from "../PoolEvent.js"
-import { closeReasons } from "../PoolEvent.js"
 import type { PoolImpl } from "./core.js"
 import { call, chainHooks, HookContextImpl, prepareHook, ReturnContextImpl, returnHook } from "./hooks.js"
 import { IDLE, type Item, LENT, moveTo, PREPARING, RETURNING } from "./item.js"
-import { bumpGeneration, closeItem, invalidateItem } from "./lifecycle.js"
+import { bumpGeneration, closeItem, invalidateItem, retirementReasons } from "./lifecycle.js"
 import { grant } from "./queue.js"
 
 /**
@@ -188,16 +187,14 @@ const slowRelease = <C, E>(
   })
 }
 
-/** A return policy's `ConnectionRejected` whose reason is a close reason other than `rejected`: a retirement. */
+/** A return policy's `ConnectionRejected` whose reason is a retirement (`retirementReasons`). */
 const retirement = (
   cause: Cause.Cause<unknown>
 ): { readonly reason: PoolEvent.CloseReason; readonly invalidateAll: boolean } | undefined => {
   const failure = Cause.failureOption(cause)
   if (failure._tag === "None" || !(failure.value instanceof ConnectionRejected)) return undefined
-  const reason = failure.value.reason
-  return reason !== "rejected" && (closeReasons as ReadonlyArray<string>).includes(reason) ?
-    { reason: reason as PoolEvent.CloseReason, invalidateAll: failure.value.invalidateAll } :
-    undefined
+  const { invalidateAll, reason } = failure.value
+  return retirementReasons.has(reason) ? { reason: reason as PoolEvent.CloseReason, invalidateAll } : undefined
 }
 
 const offerLater = <C, E>(pool: PoolImpl<C, E>, item: Item<C>): Effect.Effect<void> =>

@@ -14,7 +14,7 @@ import { pump } from "./connector.js"
 import { currentFiber, type PoolImpl } from "./core.js"
 import { call, chainHooks, checkoutHook, HookContextImpl } from "./hooks.js"
 import { type Item, LENT } from "./item.js"
-import { closeItem, closeRejected } from "./lifecycle.js"
+import { closeItem, closeRejected, retirementReasons } from "./lifecycle.js"
 import { enqueue, lend, timedOut, unlink } from "./queue.js"
 import { DONE, GRANTED, RUNNING, Waiter, WAITING } from "./waiters.js"
 
@@ -100,9 +100,6 @@ const retryOf = (attempt: Attempt, rejected: boolean): Attempt => ({
   n: attempt.n + 1,
   rejected: rejected ? attempt.rejected + 1 : attempt.rejected
 })
-
-/** Rejections that end a connection's life on schedule (a lifetime, a use count, an idle timeout): not a fault. */
-const retirements: ReadonlySet<string> = new Set(["expired", "maxUses", "idle", "stale"])
 
 /**
  * The general checkout: a closed pool fails, an idle connection is taken when nobody waits (and validated), else
@@ -447,7 +444,7 @@ export const validate = <C, E>(
       const final = rejection instanceof ConnectionRejected && !rejection.retry
       // a connection opened after this checkout arrived and retired at once (a lifetime shorter than a connect)
       // counts, or one checkout could connect and close without end; older ones are the pile it may clear
-      const retired = rejection instanceof ConnectionRejected && retirements.has(rejection.reason) &&
+      const retired = rejection instanceof ConnectionRejected && retirementReasons.has(rejection.reason) &&
         item.record.id < attempt.firstNewId
       return Effect.zipRight(
         closeRejected(pool, item, cause),

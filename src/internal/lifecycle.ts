@@ -23,6 +23,15 @@ import { reject, stopReaper } from "./queue.js"
 const asCloseReason = (reason: string): PoolEvent.CloseReason =>
   (closeReasons as ReadonlyArray<string>).includes(reason) ? reason as PoolEvent.CloseReason : "rejected"
 
+/**
+ * The close reasons that end a connection's life on schedule (a lifetime, a use count, an idle timeout, a new
+ * generation), not a fault: a policy's `ConnectionRejected` with one of them retires the connection. At checkout
+ * they do not use up a checkout's attempts; at return they close it with that reason, without a warning.
+ *
+ * @internal
+ */
+export const retirementReasons: ReadonlySet<string> = new Set(["expired", "maxUses", "idle", "stale"])
+
 /** Closes a connection's scope (the driver's close); a failure is logged, never thrown. */
 const closeScope = <C>(item: Item<C>, warning: string): Effect.Effect<void> =>
   item.scope === undefined ?

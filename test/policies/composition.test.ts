@@ -4,6 +4,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Chunk, Deferred, type Duration, Effect, Fiber, Schedule, Stream, TestClock } from "effect"
+import type { ConnectionRecord } from "../../src/ConnectionRecord.js"
 import * as Memory from "../../src/Driver/Memory.js"
 import type { MemoryConnection, MemoryError } from "../../src/Driver/Memory.js"
 import * as Policy from "../../src/Policy.js"
@@ -136,22 +137,28 @@ describe("Policy composition", () => {
     }))
 })
 
+/** Five idle connections (of six), and a checkout check refusing with the reason `reason` answers, if any. */
+const rejecting = (reason: (record: ConnectionRecord) => string | undefined) =>
+  memoryPool({
+    size: 6,
+    min: 5,
+    maxCheckoutAttempts: 3,
+    policies: [
+      Policy.make<MemoryConnection, MemoryError>({
+        name: "rejecting",
+        onCheckout: ({ record }) => {
+          const refused = reason(record)
+          return refused === undefined ? Effect.void : Effect.fail(new ConnectionRejected({ reason: refused }))
+        }
+      })
+    ]
+  })
+
 describe("retirements", () => {
   it.scoped("idle connections past their lifetime do not use up a checkout's attempts", () =>
     Effect.gen(function*() {
       // five idle connections all past their lifetime at once (the machine slept through the background's wake-up)
-      const { pool } = yield* memoryPool({
-        size: 6,
-        min: 5,
-        maxCheckoutAttempts: 3,
-        policies: [
-          Policy.make<MemoryConnection, MemoryError>({
-            name: "expiredBelow6",
-            onCheckout: ({ record }) =>
-              record.id <= 5 ? Effect.fail(new ConnectionRejected({ reason: "expired" })) : Effect.void
-          })
-        ]
-      })
+      const { pool } = yield* rejecting((record) => record.id <= 5 ? "expired" : undefined)
       yield* settle
       const id = yield* Pool.use(pool, (c) => Effect.succeed(c.id))
       assert.isAbove(id, 5)
@@ -160,17 +167,7 @@ describe("retirements", () => {
 
   it.scoped("other rejections still count: maxCheckoutAttempts ends the checkout", () =>
     Effect.gen(function*() {
-      const { pool } = yield* memoryPool({
-        size: 6,
-        min: 5,
-        maxCheckoutAttempts: 3,
-        policies: [
-          Policy.make<MemoryConnection, MemoryError>({
-            name: "never",
-            onCheckout: () => Effect.fail(new ConnectionRejected({ reason: "never" }))
-          })
-        ]
-      })
+      const { pool } = yield* rejecting(() => "never")
       yield* settle
       const error = yield* Effect.flip(Pool.use(pool, () => Effect.void))
       assert.strictEqual(error._tag, "PoolCheckoutRejectedError")
