@@ -186,22 +186,31 @@ export class Feed<C> {
   }
 
   private checkoutSteps(event: PoolEvent.Checkout<C>, before: number): Effect.Effect<void, unknown> {
+    // the subscribers' buffers get the event at the moment the first checkout listener is called, in the same step:
+    // a deadline that cuts the listeners short then leaves the subscribers with what the listeners heard (all of
+    // them, or nobody when it struck before the first call); a rejection does not take it back either
+    let offered = false
+    const offer = () => {
+      if (offered) return
+      offered = true
+      for (const registration of this.registrations) {
+        if (registration.seq < before && registration.queue !== undefined) this.push(registration.queue, event)
+      }
+    }
     let effect: Effect.Effect<void, ConnectionRejected> | undefined
     for (const registration of this.registrations) {
       // registered after the lending (while a validation ran): it will not hear the checkin either
-      if (registration.seq >= before) continue
-      if (registration.queue !== undefined) {
-        const queue = registration.queue
-        const offer = Effect.sync(() => this.push(queue, event))
-        effect = effect === undefined ? offer : Effect.zipRight(effect, offer)
-        continue
-      }
+      if (registration.seq >= before || registration.queue !== undefined) continue
       const handler = registration.listeners!.checkout
       if (handler === undefined) continue
-      const step = Effect.suspend(() => handler(event))
+      const step = Effect.suspend(() => {
+        offer()
+        return handler(event)
+      })
       effect = effect === undefined ? step : Effect.zipRight(effect, step)
     }
-    return effect ?? Effect.void
+    if (effect === undefined) return Effect.sync(offer)
+    return effect
   }
 }
 
