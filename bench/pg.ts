@@ -5,7 +5,9 @@
  * Starts a throwaway PostgreSQL 15 cluster (`test/utils/postgres.ts`) and compares, for `SELECT 1` and a primary-key
  * select on a table it creates, N callers over M connections (8/8, 64/8, 256/8): effect-reservoir with the `Pg`
  * driver, `pg.Pool`, Effect's own `Pool` over `pg.Client`s, and two no-pool ceilings (plain and wrapped in Effect).
- * A diagnostic subject runs our `Pg` driver on bare connections (no pool) to tell driver cost from pool cost.
+ * A diagnostic subject runs our `Pg` driver on bare connections (no pool) to tell driver cost from pool cost. The `sql/`
+ * subjects are `@effect/sql`'s `SqlClient` as a program uses it (statements written with the `sql` template): ours
+ * (`effect-reservoir/Sql/Pg`) and `@effect/sql-pg`'s, on `SELECT 1` and a 10-row select (`--subjects sql/` runs both).
  *
  * Every subject runs all N callers. The ceilings have no pool: M `pg.Client`s, caller i bound to client i mod M for
  * the whole run, its queries serialised on that client in arrival order. At N = M that is one client per caller, the
@@ -18,6 +20,9 @@
  * measurement has a deadline: a subject that hangs is reported (with the pool's stats when it is ours) and the process
  * exits, which stops the cluster (the harness's exit hook). SIGINT / SIGTERM exit the same way.
  */
+import * as Reactivity from "@effect/experimental/Reactivity"
+import * as EffectPgClient from "@effect/sql-pg/PgClient"
+import type * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as EPool from "effect/Pool"
@@ -59,19 +64,51 @@ const chosenScenarios = option("--scenarios")?.split(",")
 const scenarios = chosenScenarios === undefined
   ? allScenarios
   : allScenarios.filter((s) => chosenScenarios.includes(`${s.n}/${s.m}`))
-const allQueries = [
-  { name: "SELECT 1", sql: "SELECT 1", params: () => [] as Array<unknown> },
+/**
+ * A query: its text and parameters for the subjects that take SQL text, and the same statement written with the `sql`
+ * template for the `sql/` subjects (compiled per statement to the same text and parameters). `by` says which subjects
+ * run it.
+ */
+interface Query {
+  readonly name: string
+  readonly sql: string
+  readonly params: () => Array<unknown>
+  readonly template: (sql: SqlClient.SqlClient, params: ReadonlyArray<unknown>) => Effect.Effect<unknown, unknown>
+  readonly by: (subject: SubjectName) => boolean
+}
+const isSqlSubject = (subject: SubjectName) => subject.startsWith("sql/")
+const allQueries: ReadonlyArray<Query> = [
+  {
+    name: "SELECT 1",
+    sql: "SELECT 1",
+    params: () => [],
+    template: (sql) => sql`SELECT 1`,
+    by: () => true
+  },
   {
     name: "pk select",
     sql: "SELECT v FROM bench_kv WHERE id = $1",
-    params: () => [1 + Math.floor(Math.random() * 1000)] as Array<unknown>
+    params: () => [1 + Math.floor(Math.random() * 1000)],
+    template: (sql, [id]) => sql`SELECT v FROM bench_kv WHERE id = ${id}`,
+    by: (subject) => !isSqlSubject(subject)
+  },
+  {
+    // the `sql/` subjects' second query (issue 13), with the pool and pg.Pool beside them to show what the template
+    // and the client around it cost over the raw path
+    name: "10 rows",
+    sql: "SELECT id, v FROM bench_kv WHERE id >= $1 AND id < $2",
+    params: () => {
+      const from = 1 + Math.floor(Math.random() * 991)
+      return [from, from + 10]
+    },
+    template: (sql, [from, to]) => sql`SELECT id, v FROM bench_kv WHERE id >= ${from} AND id < ${to}`,
+    by: (subject) => isSqlSubject(subject) || subject === "effect-reservoir+pg" || subject === "pg.Pool"
   }
 ]
-/** `--queries "SELECT 1"` runs only that query; the default is both. */
+/** `--queries "SELECT 1"` runs only that query (names separated by commas); the default is all three. */
 const chosenQueries = option("--queries")?.split(",")
 const queries = chosenQueries === undefined ? allQueries : allQueries.filter((q) => chosenQueries.includes(q.name))
 type Scenario = { readonly n: number; readonly m: number }
-type Query = typeof queries[number]
 /** A measurement: warm-up, then the window whose queries count. */
 type Window = { readonly warmupMs: number; readonly measureMs: number }
 const allSubjects = [
@@ -83,7 +120,8 @@ const allSubjects = [
   "ceiling/effect+pg.Client, masked",
   "floor/handoff-masked+pg.Client",
   "diag/Pg driver, no pool",
-  "diag/effect-reservoir+pg, no reset"
+  "diag/effect-reservoir+pg, no reset",
+  "sql/effect-sql-pg"
 ] as const
 type SubjectName = typeof allSubjects[number]
 const chosen = option("--subjects")?.split(",")
@@ -96,8 +134,12 @@ const subjects = chosen === undefined ?
       return name === s || (name !== "" && s.startsWith(name) && !allSubjects.some((x) => x === name))
     })
   )
-/** The diagnostic runs where it needs no queue of its own: one caller per connection. */
-const applies = (subject: SubjectName, n: number, m: number) => !subject.startsWith("diag/") || n === m
+/**
+ * Whether a subject runs a scenario's query: the diagnostics only where they need no queue of their own (one caller
+ * per connection), and each subject only the queries that name it.
+ */
+const applies = (subject: SubjectName, n: number, m: number, query: Query) =>
+  (!subject.startsWith("diag/") || n === m) && query.by(subject)
 
 interface Result {
   readonly subject: string
@@ -243,7 +285,38 @@ const endAll = (clients: ReadonlyArray<pg.Client>): Promise<void> =>
 
 const bareRecord = (id: number): ConnectionRecord => standalone("bench-pg-driver", id)
 
-const makeRunner = async (name: SubjectName, server: Postgres.PostgresServer, m: number): Promise<Runner> => {
+/**
+ * An `@effect/sql` client as a subject: built by `make` in a scope of its own (Reactivity provided, as the clients'
+ * layers do), its M connections open before the window, each statement the query written with the `sql` template.
+ */
+const sqlRunner = async (
+  make: Effect.Effect<SqlClient.SqlClient, unknown, Scope.Scope | Reactivity.Reactivity>,
+  query: Query,
+  open: (client: SqlClient.SqlClient) => Promise<void>,
+  state?: (client: SqlClient.SqlClient) => Promise<string>
+): Promise<Runner> => {
+  const scope = Effect.runSync(Scope.make())
+  const close = () => Effect.runPromise(Scope.close(scope, Exit.void))
+  try {
+    const client = await Effect.runPromise(Scope.extend(Effect.provide(make, Reactivity.layer), scope))
+    await open(client)
+    return {
+      effect: (_caller, _sql, params) => query.template(client, params),
+      ...(state === undefined ? {} : { state: () => state(client) }),
+      close
+    }
+  } catch (error) {
+    await close()
+    throw error
+  }
+}
+
+const makeRunner = async (
+  name: SubjectName,
+  server: Postgres.PostgresServer,
+  m: number,
+  query: Query
+): Promise<Runner> => {
   const clientConfig: pg.ClientConfig = {
     host: server.host,
     port: server.port,
@@ -369,6 +442,30 @@ const makeRunner = async (name: SubjectName, server: Postgres.PostgresServer, m:
         close: () => endAll(clients)
       }
     }
+    case "sql/effect-sql-pg": {
+      // the same options a program gives either client (`maxConnections`, `minConnections`): moving between them
+      // changes the import only
+      return sqlRunner(
+        EffectPgClient.make({
+          host: server.host,
+          port: server.port,
+          username: server.user,
+          database: server.database,
+          applicationName: "bench-effect-sql-pg",
+          maxConnections: m,
+          minConnections: m
+        }),
+        query,
+        // pg.Pool opens a client per concurrent checkout while it is below its size: M statements at once open M
+        (client) =>
+          Effect.runPromise(
+            Effect.forEach(Array.from({ length: m }), () => client`SELECT 1`, {
+              concurrency: "unbounded",
+              discard: true
+            })
+          )
+      )
+    }
     case "diag/Pg driver, no pool": {
       const driver = Pg.driver({ ...server.options, applicationName: "bench-pg-driver" })
       const scope = Effect.runSync(Scope.make())
@@ -405,7 +502,7 @@ const runKey = (subject: string, query: string, n: number, m: number) => `${subj
 
 /** Each step of a measurement under its deadline: set up (connections opened), measure a window, close. */
 const setUp = (subject: SubjectName, server: Postgres.PostgresServer, s: Scenario, query: Query) =>
-  withDeadline(`${labelOf(subject, s, query)}: setup`, hangMs, makeRunner(subject, server, s.m))
+  withDeadline(`${labelOf(subject, s, query)}: setup`, hangMs, makeRunner(subject, server, s.m, query))
 
 const measureOn = (runner: Runner, subject: SubjectName, s: Scenario, query: Query, window: Window) =>
   withDeadline(
@@ -453,13 +550,18 @@ const main = Effect.gen(function*() {
   return yield* Effect.promise(async () => {
     say(`warm-up: every subject at 8/8 SELECT 1 for ${firstWarmupMs} ms`)
     for (const subject of subjects) {
-      await runOnce(subject, server, scenarios[0], queries[0], { warmupMs: 0, measureMs: firstWarmupMs })
+      // at the first scenario and query it runs (8/8 SELECT 1 unless --scenarios / --queries leave them out)
+      const first = scenarios.flatMap((s) => queries.map((query) => ({ s, query })))
+        .find(({ query, s }) => applies(subject, s.n, s.m, query))
+      if (first === undefined) continue
+      await runOnce(subject, server, first.s, first.query, { warmupMs: 0, measureMs: firstWarmupMs })
     }
     const runs = new Map<string, Array<Result>>()
     for (const s of scenarios) {
       for (const query of queries) {
         // every subject of the scenario set up once and kept open, so the rounds interleave them closely
-        const live = subjects.filter((subject) => applies(subject, s.n, s.m))
+        const live = subjects.filter((subject) => applies(subject, s.n, s.m, query))
+        if (live.length === 0) continue
         const runners = new Map<SubjectName, Runner>()
         try {
           for (const subject of live) runners.set(subject, await setUp(subject, server, s, query))
@@ -495,7 +597,13 @@ const main = Effect.gen(function*() {
         platform: `${os.platform()} ${os.release()}`,
         loadavg: [loadBefore, os.loadavg()[0]],
         postgres: serverVersion,
-        versions: { effect: versionOf("effect"), pg: versionOf("pg"), "pg-pool": versionOf("pg-pool") },
+        versions: {
+          effect: versionOf("effect"),
+          pg: versionOf("pg"),
+          "pg-pool": versionOf("pg-pool"),
+          "@effect/sql": versionOf("@effect/sql"),
+          "@effect/sql-pg": versionOf("@effect/sql-pg")
+        },
         rounds,
         warmupMs,
         measureMs,
@@ -534,6 +642,12 @@ const checkTargets = (
   const paired = (a: Result, b: Result): Paired => {
     const bs = roundsOf(b)
     const xs = roundsOf(a).map((r, i) => r.qps / (bs[i]?.qps ?? NaN)).filter(Number.isFinite)
+    return { median: median(xs), min: Math.min(...xs), max: Math.max(...xs), rounds: xs.length }
+  }
+  /** The same for p99 latency, `a`'s over `b`'s: below 1 is a shorter wait. */
+  const pairedP99 = (a: Result, b: Result): Paired => {
+    const bs = roundsOf(b)
+    const xs = roundsOf(a).map((r, i) => r.p99Us / (bs[i]?.p99Us ?? NaN)).filter(Number.isFinite)
     return { median: median(xs), min: Math.min(...xs), max: Math.max(...xs), rounds: xs.length }
   }
   const show = (p: Paired) =>
@@ -589,6 +703,42 @@ const checkTargets = (
       })
     }
   }
+  // issue 13: our `SqlClient` against @effect/sql-pg's, both through the `sql` template, on every query they run
+  for (const s of scenarios) {
+    for (const query of queries) {
+      const ours = find("sql/effect-reservoir", query.name, s.n)
+      const theirs = find("sql/effect-sql-pg", query.name, s.n)
+      const at = `${s.n}/${s.m} ${query.name}`
+      if (ours !== undefined && theirs !== undefined) {
+        const r = paired(ours, theirs)
+        targets.push({
+          ok: r.median >= 1,
+          line: `${at} sql/effect-reservoir vs sql/effect-sql-pg ≥ 1.0×: ${show(r)}; medians ${fmt(ours.qps)} / ${
+            fmt(theirs.qps)
+          } qps, client CPU ${fmt(ours.cpuUsPerQuery)} / ${fmt(theirs.cpuUsPerQuery)} µs per query`
+        })
+        if (s.n === 256) {
+          const w = pairedP99(ours, theirs)
+          targets.push({
+            ok: w.median <= 1,
+            line: `${at} p99 wait, sql/effect-reservoir no worse than sql/effect-sql-pg (ours over theirs ≤ 1.0×): ${
+              show(w)
+            }; medians ${fmt(ours.p99Us)} / ${fmt(theirs.p99Us)} µs, max ${fmt(ours.maxUs)} / ${fmt(theirs.maxUs)} µs`
+          })
+        }
+      }
+      // what the `sql` template and the client around it cost over each client's own raw path
+      const raw = find("effect-reservoir+pg", query.name, s.n)
+      const pgPool = find("pg.Pool", query.name, s.n)
+      const over = (a: Result | undefined, b: Result | undefined, what: string) => {
+        if (a !== undefined && b !== undefined) {
+          targets.push({ ok: undefined, line: `${at} ${what}: ${show(paired(a, b))}` })
+        }
+      }
+      over(ours, raw, "sql/effect-reservoir over effect-reservoir+pg (the template and client over the raw pool)")
+      over(theirs, pgPool, "sql/effect-sql-pg over pg.Pool (the template and client over the raw pool)")
+    }
+  }
   return targets
 }
 
@@ -618,7 +768,9 @@ fails or is interrupted). \`--quick\` takes about a minute (2 rounds of 0.4 s pe
 0.5 s (after 0.1 s of warm-up each: connections stay open and the code is warm), about 10 minutes.
 
 - **Queries**: \`SELECT 1\`, and \`SELECT v FROM bench_kv WHERE id = $1\` on a 1,000-row table with a primary key,
-  random id per query (parameterised, so it goes through the extended protocol).
+  random id per query (parameterised, so it goes through the extended protocol); and \`SELECT id, v FROM bench_kv
+  WHERE id >= $1 AND id < $2\`, 10 rows from a random start, run by the \`sql/\` subjects (which do not run the
+  one-row select), \`effect-reservoir+pg\` and \`pg.Pool\`.
 - **Subjects**, each with M connections opened before the window:
   - \`effect-reservoir+pg\`: \`Pool.use(pool, (c) => driver.query(c, sql, params))\` with the \`Pg\` driver,
     \`Pool.make({ driver, size: M, maxOverflow: 0, min: M, policies: [Policy.resetOnReturn("rollback")] })\`: the
@@ -647,6 +799,13 @@ fails or is interrupted). \`--quick\` takes about a minute (2 rounds of 0.4 s pe
     caller, no pool. Diagnostic: it separates the driver's cost from the pool's.
   - \`diag/effect-reservoir+pg, no reset\` (8/8 only): \`effect-reservoir+pg\` without the reset policy, to show what
     running a return policy costs.
+  - \`sql/effect-reservoir\` and \`sql/effect-sql-pg\`: \`@effect/sql\`'s \`SqlClient\` as a program uses it,
+    each statement written with the \`sql\` template (\`\` sql\`SELECT 1\` \`\`,
+    \`\` sql\`SELECT id, v FROM bench_kv WHERE id >= \${from} AND id < \${to}\` \`\`) and run outside a
+    transaction, so that every statement checks a connection out of the pool and compiles, spans and runs as
+    \`@effect/sql\` does. Ours is \`make\` of \`effect-reservoir/Sql/Pg\`, theirs \`PgClient.make\` of
+    \`@effect/sql-pg\` (pg.Pool underneath), both from the same options (\`maxConnections: M, minConnections: M\`,
+    the rest left at each client's defaults), with \`Reactivity\` provided as their layers do.
 - **Compiled, as a user runs it**: \`npm run bench:pg\` bundles \`bench/pg.ts\` with esbuild (\`bench/bundle.ts\`) and runs
   the bundle; every subject, ours and the others, runs from it. Run through \`tsx\` instead, our side measured 36–44
   µs of client CPU per query at 64/8 against 30–32 bundled (tsx keeps function names by wrapping closures in a
@@ -674,12 +833,17 @@ fails or is interrupted). \`--quick\` takes about a minute (2 rounds of 0.4 s pe
   rotated each round, in one process. The machine's noise moves on a scale of seconds (the same subject's client CPU
   per query moved from 50 to 124 µs between neighbouring windows while this was written), so many short rounds beat a
   few long ones: each round gives a ratio of two subjects measured seconds apart.
-- **Targets** (SELECT 1): ≥ 0.95× the Effect ceiling at 8/8, ≥ 0.9× at 64/8 and 256/8; ≥ 1.5× Effect's Pool;
+- **Targets** (pool, SELECT 1): ≥ 0.95× the Effect ceiling at 8/8, ≥ 0.9× at 64/8 and 256/8; ≥ 1.5× Effect's Pool;
   pg.Pool is the aim, reported, not a target. A target is judged on the **median of its per-round ratios** (the
   two subjects of a ratio measured in the same round), shown with the range of those ratios; the table shows each
   subject's median across rounds. Even so, a round's ratio moves by ±20% or more here, and the median of 12 rounds
   moved by ±5% between runs (8/8 ours over the ceiling: 0.90×, 0.92×, then 1.01× over 24 rounds), hence 20 rounds;
   read a target within a few per cent of its threshold as undecided by one run.
+- **Targets** (\`sql/\` subjects, issue 13): \`sql/effect-reservoir\` ≥ 1.0× \`sql/effect-sql-pg\` on
+  \`SELECT 1\` and the 10-row select at 8/8, 64/8 and 256/8, and at 256/8 a p99 latency (request to result, so the
+  wait for a connection is in it) no longer than theirs: the median of the per-round ratios of p99, ours over theirs,
+  ≤ 1.0×. Beside them (info) each client over its own raw path (\`effect-reservoir+pg\`, \`pg.Pool\`): what the
+  template and the client around it cost.
 
 ${
     runMarkdown.replace(/^## PostgreSQL run/m, "### Latest PostgreSQL run").replace(
@@ -732,7 +896,7 @@ Effect.runPromise(Effect.scoped(main)).then(({ meta, runs }) => {
     "",
     table,
     "",
-    "### PostgreSQL targets (SELECT 1)",
+    "### PostgreSQL targets",
     "",
     ...targetLines,
     ""
