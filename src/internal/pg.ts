@@ -240,7 +240,7 @@ const forgetPassword = (client: pg.Client): void => {
  * the node-postgres client, the pool's context, the secrets to scrub from messages, and the bookkeeping of
  * statements in flight and of cancel requests.
  */
-class Session {
+export class Session {
   processId = 0
   /** Set once the connect succeeded: from then on, a lost socket is reported to the pool. */
   established = false
@@ -463,7 +463,7 @@ const commandOf = (result: unknown): string | undefined => {
 const QUERY_READ_TIMEOUT = "Query read timeout"
 
 /** A statement's failure; node-postgres's `query_timeout` breaks the session (the statement is still in flight). */
-const failure = (session: Session, operation: Operation, error: unknown): PgError => {
+export const failure = (session: Session, operation: Operation, error: unknown): PgError => {
   if (messageOf(error) !== QUERY_READ_TIMEOUT || session.resolved.queryTimeout === undefined) {
     return wrap(operation, session.secrets)(error)
   }
@@ -490,13 +490,15 @@ const ABANDONED = -2
  * mask and one `catchAllCause`, which a success passes without a step (about 0.35 µs), notice the interruption
  * instead and hand the statement to `Session.abandon`, which sends the server a cancel request when it is safe to.
  */
-const run = <A = unknown>(
+export const run = <A = unknown>(
   connection: Pg.PgConnection,
   sql: string,
   params: ReadonlyArray<unknown> | undefined,
   operation: Operation,
   /** Applied to the result in the callback, so a caller needs no `Effect.map` step after it. */
-  finish: (result: unknown) => A = (result) => result as A
+  finish: (result: unknown) => A = (result) => result as A,
+  /** `"array"`: rows as arrays of values (node-postgres's `rowMode`). */
+  rowMode?: "array"
 ): Effect.Effect<A, PgError> =>
   Effect.uninterruptibleMask((restore) => {
     const session = sessionOf(connection)
@@ -519,7 +521,9 @@ const run = <A = unknown>(
         }
         seq = session.sent
         try {
-          if (params === undefined || params.length === 0) session.client.query(sql, done)
+          if (rowMode !== undefined) {
+            session.client.query({ text: sql, values: params as Array<unknown>, rowMode }, done)
+          } else if (params === undefined || params.length === 0) session.client.query(sql, done)
           else session.client.query(sql, params as Array<unknown>, done)
           session.sent++
           session.lastSql = sql
@@ -553,6 +557,9 @@ const inTransaction = (connection: Pg.PgConnection): boolean | undefined => {
   if (typeof client.getTransactionStatus !== "function") return undefined
   return client.getTransactionStatus() !== "I" || session.sent !== session.done || session.cancelling
 }
+
+/** The session behind a connection, for the `SqlClient`'s cursors. @internal */
+export const sessionFor = (connection: Pg.PgConnection): Session => sessionOf(connection)
 
 /** @internal */
 export const unsafeClient = (connection: Pg.PgConnection): pg.Client => sessionOf(connection).client

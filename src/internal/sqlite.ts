@@ -1,15 +1,18 @@
 import Database from "better-sqlite3"
+import * as Chunk from "effect/Chunk"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 import * as path from "node:path"
 import { standalone } from "../ConnectionRecord.js"
-import type { Driver, Row } from "../Driver.js"
+import type { Driver } from "../Driver.js"
 import type * as Sqlite from "../Driver/Sqlite.js"
 import { SqliteDriver, SqliteError } from "../Driver/Sqlite.js"
 import * as driverInternal from "./driver.js"
@@ -171,19 +174,43 @@ const connect = (options: Sqlite.SqliteOptions): Effect.Effect<Connection, Sqlit
       )
   )
 
-const execute = (statement: Database.Statement, params: ReadonlyArray<unknown> | undefined): ReadonlyArray<Row> => {
-  const values = params === undefined ? [] : params.map(bindable)
-  if (statement.reader) return statement.all(...values) as ReadonlyArray<Row>
-  statement.run(...values)
-  return []
+/**
+ * How a statement's result is returned: its rows as objects, the driver's own result (`RunResult` for a statement
+ * without rows), or its rows as arrays of values. `safeIntegers` reads integers as `bigint`.
+ *
+ * @internal
+ */
+export interface Mode {
+  readonly result: "rows" | "raw" | "values"
+  readonly safeIntegers: boolean
 }
 
-const run = (
+const rowsMode: Mode = { result: "rows", safeIntegers: false }
+
+const execute = (
+  statement: Database.Statement,
+  params: ReadonlyArray<unknown> | undefined,
+  mode: Mode
+): ReadonlyArray<any> => {
+  const values = params === undefined ? [] : params.map(bindable)
+  if (!statement.reader) {
+    const result = statement.run(...values)
+    return mode.result === "raw" ? result as unknown as ReadonlyArray<any> : []
+  }
+  // a cached statement keeps its modes: set them both every time
+  statement.safeIntegers(mode.safeIntegers)
+  statement.raw(mode.result === "values")
+  return statement.all(...values)
+}
+
+/** @internal */
+export const run = (
   connection: Sqlite.SqliteConnection,
   sql: string,
   params: ReadonlyArray<unknown> | undefined,
-  operation: Operation
-): Effect.Effect<ReadonlyArray<Row>, SqliteError> =>
+  operation: Operation,
+  mode: Mode = rowsMode
+): Effect.Effect<ReadonlyArray<any>, SqliteError> =>
   Effect.suspend(() => {
     const self = connection as Connection
     let statement: Database.Statement
@@ -192,7 +219,7 @@ const run = (
     } catch (error) {
       return Effect.fail(wrap(operation)(error))
     }
-    const statementEffect = Effect.try({ try: () => execute(statement, params), catch: wrap(operation) })
+    const statementEffect = Effect.try({ try: () => execute(statement, params, mode), catch: wrap(operation) })
     if (self.writeLock === undefined) return statementEffect
     const writes = !statement.readonly || TRANSACTION_START.test(sql)
     if (!writes && !self.holding) return statementEffect
@@ -201,6 +228,59 @@ const run = (
       self.releaseIfDone
     )
   })
+
+/**
+ * A reading statement's rows, `batchSize` at a time, from better-sqlite3's iterator: the connection is held for the
+ * stream's life (nothing else may run on it while the iterator is open), and the iterator is closed when the stream
+ * ends, early or not. A statement that writes runs as `run` does and streams its rows (if any) the same way.
+ *
+ * @internal
+ */
+export const stream = (
+  connection: Sqlite.SqliteConnection,
+  sql: string,
+  params: ReadonlyArray<unknown>,
+  safeIntegers: boolean,
+  batchSize = 128
+): Stream.Stream<any, SqliteError> =>
+  Stream.unwrapScoped(Effect.suspend(() => {
+    const self = connection as Connection
+    let statement: Database.Statement
+    try {
+      statement = self.prepare(sql)
+    } catch (error) {
+      return Effect.fail(wrap("query")(error))
+    }
+    if (!statement.reader) {
+      return Effect.succeed(Stream.fromIterableEffect(run(connection, sql, params, "query")))
+    }
+    return Effect.map(
+      Effect.acquireRelease(
+        Effect.try({
+          try: () => {
+            statement.safeIntegers(safeIntegers)
+            statement.raw(false)
+            return statement.iterate(...params.map(bindable)) as IterableIterator<unknown>
+          },
+          catch: wrap("query")
+        }),
+        (iterator) => Effect.sync(() => iterator.return?.())
+      ),
+      (iterator) =>
+        Stream.repeatEffectChunkOption(Effect.suspend(() => {
+          const batch: Array<unknown> = []
+          try {
+            for (let next = iterator.next(); next.done !== true; next = iterator.next()) {
+              batch.push(next.value)
+              if (batch.length >= batchSize) break
+            }
+          } catch (error) {
+            return Effect.fail(Option.some(wrap("query")(error)))
+          }
+          return batch.length === 0 ? Effect.fail(Option.none()) : Effect.succeed(Chunk.unsafeFromArray(batch))
+        }))
+    )
+  }))
 
 /** Whether a transaction is open, as SQLite itself says; not known once the handle is closed. */
 const inTransaction = (connection: Sqlite.SqliteConnection): boolean | undefined =>

@@ -1,0 +1,112 @@
+import * as Chunk from "effect/Chunk"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
+import Cursor from "pg-cursor"
+import type { Row } from "../Driver.js"
+import type * as Pg from "../Driver/Pg.js"
+import { PgError } from "../Driver/Pg.js"
+import { failure, sessionFor } from "./pg.js"
+
+/**
+ * A statement read through a server-side cursor (pg-cursor: a named portal, `batchSize` rows per round trip), so a
+ * large result never sits in memory whole. The cursor is one statement in the session's order, like any other: a
+ * cancel request on its way is waited for before it is sent, and it counts as in flight until the server's
+ * `ReadyForQuery` after it. Ended early (the consumer stops, or is interrupted), the portal is closed; a read still
+ * in flight then gets a cancel request when it is the only statement in flight (`Session.abandon`), and a server that
+ * does not acknowledge the close within the cancel timeout leaves the session broken, so the pool closes it rather
+ * than lend it again.
+ *
+ * @internal
+ */
+export const stream = (
+  connection: Pg.PgConnection,
+  sql: string,
+  params: ReadonlyArray<unknown>,
+  batchSize = 128
+): Stream.Stream<Row, PgError> =>
+  Stream.unwrapScoped(Effect.suspend(() => {
+    const session = sessionFor(connection)
+    const ready: Effect.Effect<void, PgError> = Effect.suspend(() => {
+      if (session.broken !== undefined) {
+        const broken = session.broken
+        return Effect.fail(new PgError({ reason: broken.reason, operation: "query", detail: broken.detail }))
+      }
+      if (!session.cancelling) return Effect.void
+      return Effect.zipRight(
+        Effect.async<void>((resume) => {
+          session.waiting.push(() => resume(Effect.void))
+        }),
+        ready
+      )
+    })
+    return Effect.flatMap(ready, () =>
+      Effect.acquireRelease(
+        Effect.sync(() => {
+          const cursor = new Cursor(sql, params as Array<unknown>)
+          const state = { cursor, seq: session.sent, ended: false, reading: false }
+          cursor.once("end", () => {
+            state.ended = true
+            session.done++
+          })
+          session.client.query(cursor)
+          session.sent++
+          session.lastSql = sql
+          return state
+        }),
+        (state) => close(session, state)
+      )).pipe(Effect.map((state) =>
+        Stream.repeatEffectChunkOption(Effect.async<Chunk.Chunk<Row>, Option.Option<PgError>>((resume) => {
+          state.reading = true
+          state.cursor.read(batchSize, (error, rows) => {
+            state.reading = false
+            if (error !== null && error !== undefined) {
+              return resume(Effect.fail(Option.some(failure(session, "query", error))))
+            }
+            resume(rows.length === 0 ? Effect.fail(Option.none()) : Effect.succeed(Chunk.unsafeFromArray(rows)))
+          })
+        }))
+      ))
+  }))
+
+interface State {
+  readonly cursor: Cursor
+  readonly seq: number
+  ended: boolean
+  reading: boolean
+}
+
+const close = (session: ReturnType<typeof sessionFor>, state: State): Effect.Effect<void> => {
+  if (state.ended || session.closing || session.broken !== undefined) return Effect.void
+  if (state.reading) session.abandon(state.seq)
+  const timeout = session.resolved.cancelTimeout
+  return Effect.async<void>((resume) => {
+    let settled = false
+    const done = () => {
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      resume(Effect.void)
+    }
+    const timer = setTimeout(() => {
+      if (!state.ended) {
+        session.fail(
+          new PgError({
+            reason: "Timeout",
+            operation: "query",
+            detail: `the server did not acknowledge the close of a cursor within ${Duration.format(timeout)}`
+          })
+        )
+      }
+      done()
+    }, Duration.toMillis(timeout))
+    state.cursor.once("end", done)
+    try {
+      state.cursor.close(() => undefined)
+    } catch {
+      // the socket is gone: the session is lost and the pool closes it
+      done()
+    }
+  })
+}

@@ -1,0 +1,158 @@
+import type * as Reactivity from "@effect/experimental/Reactivity"
+import * as Client from "@effect/sql/SqlClient"
+import type { Connection } from "@effect/sql/SqlConnection"
+import { SqlError } from "@effect/sql/SqlError"
+import type * as Statement from "@effect/sql/Statement"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Predicate from "effect/Predicate"
+import * as Stream from "effect/Stream"
+import type { Driver } from "../Driver.js"
+import type * as PoolTypes from "../Pool.js"
+import { isPoolError } from "../PoolError.js"
+import * as pool from "./pool.js"
+
+/**
+ * What a database adds to the pool to make an `@effect/sql` `SqlClient` of it: its statement compiler and the ways
+ * of running a compiled statement on one connection.
+ *
+ * @internal
+ */
+export interface Dialect<C, E> {
+  readonly compiler: Statement.Compiler
+  /** Rows of the statement (PostgreSQL: an array of row arrays for several statements in one string). */
+  readonly execute: (connection: C, sql: string, params: ReadonlyArray<unknown>) => Effect.Effect<ReadonlyArray<any>, E>
+  /** The driver's own result object. */
+  readonly executeRaw: (connection: C, sql: string, params: ReadonlyArray<unknown>) => Effect.Effect<unknown, E>
+  /** Rows as arrays of values. */
+  readonly executeValues: (
+    connection: C,
+    sql: string,
+    params: ReadonlyArray<unknown>
+  ) => Effect.Effect<ReadonlyArray<ReadonlyArray<unknown>>, E>
+  /** A statement that must not be prepared or cached (transaction control). */
+  readonly executeUnprepared: (
+    connection: C,
+    sql: string,
+    params: ReadonlyArray<unknown>
+  ) => Effect.Effect<ReadonlyArray<any>, E>
+  /** Rows read a batch at a time on a connection held for the stream's life. */
+  readonly executeStream: (connection: C, sql: string, params: ReadonlyArray<unknown>) => Stream.Stream<any, E>
+  readonly beginTransaction?: string | undefined
+  readonly spanAttributes: ReadonlyArray<readonly [string, unknown]>
+  readonly transformRows?: (<A extends object>(rows: ReadonlyArray<A>) => ReadonlyArray<A>) | undefined
+}
+
+type TransformRows = (<A extends object>(rows: ReadonlyArray<A>) => ReadonlyArray<A>) | undefined
+
+const messageOf = (cause: unknown): string =>
+  Predicate.hasProperty(cause, "message") && typeof cause.message === "string" ? cause.message : String(cause)
+
+/**
+ * The `SqlError` for a failure of the pool (`PoolTimeoutError`, `PoolClosedError`, ...) or of the driver: the typed
+ * error is its `cause`, and its message leads the `SqlError`'s (the drivers' messages hold no password).
+ *
+ * @internal
+ */
+export const toSqlError = (cause: unknown): SqlError =>
+  cause instanceof SqlError ? cause : new SqlError({
+    cause,
+    message: `${isPoolError(cause) ? "Failed to acquire connection" : "Failed to execute statement"}: ${
+      messageOf(cause)
+    }`
+  })
+
+const mapped = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, SqlError, R> =>
+  Effect.mapError(effect, toSqlError)
+
+/**
+ * `true` when the `SqlError` (or any error) comes from a lost connection, as the driver's disconnect classifier says
+ * of its cause; pool errors are never disconnects.
+ *
+ * @internal
+ */
+export const isDisconnectWith = (classify: (error: unknown) => boolean) => (error: unknown): boolean => {
+  const cause = error instanceof SqlError ? error.cause : error
+  return cause !== undefined && !isPoolError(cause) && classify(cause)
+}
+
+/**
+ * An `@effect/sql` `SqlClient` over a pool. A statement outside a transaction checks a connection out for that
+ * statement only (`Pool.use`: no `Scope` of its own), so the connection `@effect/sql` acquires per statement is a
+ * stand-in that owns nothing; a transaction (`withTransaction`, `reserve`) holds one connection for its scope; a stream
+ * holds one for the stream's life.
+ *
+ * A `ROLLBACK` that fails because the connection is lost succeeds instead (the server ended the transaction with the
+ * session, and the pool closes the connection): `@effect/sql` turns a failed rollback into a defect, which would hide
+ * the error that caused the rollback.
+ *
+ * @internal
+ */
+export const make = <C, E>(
+  self: PoolTypes.Pool<C, E>,
+  driver: Driver<C, E>,
+  dialect: Dialect<C, E>
+): Effect.Effect<Client.SqlClient, never, Reactivity.Reactivity> => {
+  const transform = (transformRows: TransformRows) => <A extends object>(rows: ReadonlyArray<A>) =>
+    transformRows === undefined ? rows : transformRows(rows)
+
+  /** The stand-in `@effect/sql` acquires for each statement outside a transaction. */
+  const pooled: Connection = {
+    execute: (sql, params, transformRows) =>
+      mapped(pool.use(self, (connection) =>
+        transformRows === undefined ?
+          dialect.execute(connection, sql, params) :
+          Effect.map(dialect.execute(connection, sql, params), transform(transformRows)))),
+    executeRaw: (sql, params) => mapped(pool.use(self, (connection) => dialect.executeRaw(connection, sql, params))),
+    executeValues: (sql, params) =>
+      mapped(pool.use(self, (connection) => dialect.executeValues(connection, sql, params))),
+    executeUnprepared: (sql, params, transformRows) =>
+      mapped(
+        pool.use(self, (connection) =>
+          Effect.map(dialect.executeUnprepared(connection, sql, params), transform(transformRows)))
+      ),
+    executeStream: (sql, params, transformRows) =>
+      Stream.unwrapScoped(Effect.map(
+        mapped(pool.get(self)),
+        (connection) => streamOn(connection, sql, params, transformRows)
+      ))
+  }
+
+  const streamOn = (connection: C, sql: string, params: ReadonlyArray<unknown>, transformRows: TransformRows) => {
+    const rows = Stream.mapError(dialect.executeStream(connection, sql, params), toSqlError)
+    return transformRows === undefined ? rows : Stream.mapChunks(rows, (chunk) => {
+      const out = transformRows(Array.from(chunk) as Array<object>)
+      return Chunk.unsafeFromArray(out as Array<any>)
+    })
+  }
+
+  const rollbacks = new Set<string>()
+  const bound = (connection: C): Connection => ({
+    execute: (sql, params, transformRows) =>
+      mapped(
+        transformRows === undefined ?
+          dialect.execute(connection, sql, params) :
+          Effect.map(dialect.execute(connection, sql, params), transform(transformRows))
+      ),
+    executeRaw: (sql, params) => mapped(dialect.executeRaw(connection, sql, params)),
+    executeValues: (sql, params) => mapped(dialect.executeValues(connection, sql, params)),
+    executeUnprepared: (sql, params, transformRows) => {
+      const run = Effect.map(dialect.executeUnprepared(connection, sql, params), transform(transformRows))
+      if (!rollbacks.has(sql) && !sql.startsWith("ROLLBACK TO SAVEPOINT")) return mapped(run)
+      return mapped(Effect.catchIf(run, driver.isDisconnect, () => Effect.succeed([])))
+    },
+    executeStream: (sql, params, transformRows) => streamOn(connection, sql, params, transformRows)
+  })
+
+  const rollback = "ROLLBACK"
+  rollbacks.add(rollback)
+  return Client.make({
+    acquirer: Effect.succeed(pooled),
+    transactionAcquirer: Effect.map(mapped(pool.get(self)), bound),
+    compiler: dialect.compiler,
+    spanAttributes: dialect.spanAttributes,
+    transformRows: dialect.transformRows,
+    rollback,
+    ...(dialect.beginTransaction !== undefined ? { beginTransaction: dialect.beginTransaction } : {})
+  })
+}
