@@ -35,6 +35,7 @@ import { type ConnectionRecord, standalone } from "../src/ConnectionRecord.js"
 import * as Pg from "../src/Driver/Pg.js"
 import * as Policy from "../src/Policy.js"
 import * as RPool from "../src/Pool.js"
+import * as SqlPg from "../src/Sql/Pg.js"
 import * as Postgres from "../test/utils/postgres.js"
 import { json, option, quick, writeDocs } from "./cli.js"
 import { Handoff } from "./handoff.js"
@@ -121,6 +122,7 @@ const allSubjects = [
   "floor/handoff-masked+pg.Client",
   "diag/Pg driver, no pool",
   "diag/effect-reservoir+pg, no reset",
+  "sql/effect-reservoir",
   "sql/effect-sql-pg"
 ] as const
 type SubjectName = typeof allSubjects[number]
@@ -289,11 +291,11 @@ const bareRecord = (id: number): ConnectionRecord => standalone("bench-pg-driver
  * An `@effect/sql` client as a subject: built by `make` in a scope of its own (Reactivity provided, as the clients'
  * layers do), its M connections open before the window, each statement the query written with the `sql` template.
  */
-const sqlRunner = async (
-  make: Effect.Effect<SqlClient.SqlClient, unknown, Scope.Scope | Reactivity.Reactivity>,
+const sqlRunner = async <C extends SqlClient.SqlClient>(
+  make: Effect.Effect<C, unknown, Scope.Scope | Reactivity.Reactivity>,
   query: Query,
-  open: (client: SqlClient.SqlClient) => Promise<void>,
-  state?: (client: SqlClient.SqlClient) => Promise<string>
+  open: (client: C) => Promise<void>,
+  state?: (client: C) => Promise<string>
 ): Promise<Runner> => {
   const scope = Effect.runSync(Scope.make())
   const close = () => Effect.runPromise(Scope.close(scope, Exit.void))
@@ -442,9 +444,31 @@ const makeRunner = async (
         close: () => endAll(clients)
       }
     }
+    case "sql/effect-reservoir": {
+      // the options of `sql/effect-sql-pg` below, word for word (a program moves by changing the import); the rest
+      // is the client's defaults, a driver pool's policies among them (recycle, prePing, resetOnReturn("rollback"))
+      return sqlRunner(
+        SqlPg.make({
+          host: server.host,
+          port: server.port,
+          username: server.user,
+          database: server.database,
+          applicationName: "bench-sql-reservoir",
+          maxConnections: m,
+          minConnections: m
+        }),
+        query,
+        // the pool opens its `min` connections in the background: wait until all M are open
+        async (client) => {
+          for (let i = 0; i < 500 && (await Effect.runPromise(RPool.stats(client.pool))).open < m; i++) {
+            await new Promise((r) => setTimeout(r, 10))
+          }
+        },
+        (client) => Effect.runPromise(RPool.status(client.pool))
+      )
+    }
     case "sql/effect-sql-pg": {
-      // the same options a program gives either client (`maxConnections`, `minConnections`): moving between them
-      // changes the import only
+      // the same options as `sql/effect-reservoir` (`maxConnections`, `minConnections`)
       return sqlRunner(
         EffectPgClient.make({
           host: server.host,
