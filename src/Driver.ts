@@ -5,6 +5,7 @@
  * @since 0.1.0
  */
 import type * as Effect from "effect/Effect"
+import type * as Exit from "effect/Exit"
 import type * as Scope from "effect/Scope"
 import type { ConnectionRecord } from "./ConnectionRecord.js"
 import * as internal from "./internal/driver.js"
@@ -88,6 +89,19 @@ export interface Driver<C, E = never> {
    * cannot tell.
    */
   inTransaction?(connection: C): boolean | undefined
+  /**
+   * Sends `query`'s statement without a fiber and calls `done` once with its rows; returns the statement's
+   * `abandon`, called when its caller is interrupted while it is in flight (the driver cancels it as an interrupted
+   * `query` would be). With it, the pool starts a waiting statement (`Pool.query`) at the moment it hands over a
+   * connection, from the step that hands it over, so the caller waits once: for the result. `done` must not throw.
+   * Absent when the dialect cannot send a statement outside an Effect (the pool then runs `query`).
+   */
+  start?(
+    connection: C,
+    sql: string,
+    params: ReadonlyArray<unknown> | undefined,
+    done: (exit: Exit.Exit<ReadonlyArray<Row>, E>) => void
+  ): () => void
 }
 
 /**
@@ -109,6 +123,14 @@ export interface DriverOptions<C, E> {
   readonly isDisconnect?: ((error: unknown) => boolean) | undefined
   readonly busy?: ((connection: C) => unknown) | undefined
   readonly inTransaction?: ((connection: C) => boolean | undefined) | undefined
+  readonly start?:
+    | ((
+      connection: C,
+      sql: string,
+      params: ReadonlyArray<unknown> | undefined,
+      done: (exit: Exit.Exit<ReadonlyArray<Row>, E>) => void
+    ) => () => void)
+    | undefined
 }
 
 /**

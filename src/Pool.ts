@@ -15,7 +15,7 @@ import type * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import type { ConnectionRecord } from "./ConnectionRecord.js"
-import type { Driver } from "./Driver.js"
+import type { Driver, Row } from "./Driver.js"
 import * as internalConfig from "./internal/config.js"
 import * as kinds from "./internal/kinds.js"
 import * as internal from "./internal/pool.js"
@@ -269,6 +269,45 @@ export const use: {
     options?: CheckoutOptions
   ): Effect.Effect<A, E | E2 | PoolError, R>
 } = internal.use
+
+/**
+ * Runs one statement (the driver's `query`) on a connection checked out for that statement alone, and returns its
+ * rows: `Pool.use(pool, (c) => driver.query(c, sql, params))`, with one difference under contention. A statement is
+ * data, so when it has to wait for a connection, the pool starts it at the moment it hands a connection over, from
+ * the step that hands it over (when the driver can send a statement outside an Effect: `Driver.start`, which the
+ * `Pg` driver has, and the connection needs no checking first): the caller waits once, for the result, instead of
+ * waking for the connection and then waiting for the statement. Everything else is as with `use`: the deadline
+ * (`timeout`), the policies, the events, the return; an interrupted statement is cancelled as the driver cancels
+ * one. The `SqlClient` of `Sql/Pg` runs its statements outside transactions this way.
+ *
+ * @example
+ * ```ts
+ * import { Pool } from "effect-reservoir"
+ * import * as Pg from "effect-reservoir/Driver/Pg"
+ * import { Effect } from "effect"
+ *
+ * const program = Effect.gen(function*() {
+ *   const pool = yield* Pool.make({ driver: Pg.driver({ host: "127.0.0.1" }), size: 8 })
+ *   return yield* Pool.query(pool, "SELECT $1::int AS n", [42])
+ * })
+ * ```
+ *
+ * @since 0.4.0
+ * @category combinators
+ */
+export const query: {
+  (
+    sql: string,
+    params?: ReadonlyArray<unknown>,
+    options?: CheckoutOptions
+  ): <C, E>(self: Pool<C, E>) => Effect.Effect<ReadonlyArray<Row>, E | PoolError>
+  <C, E>(
+    self: Pool<C, E>,
+    sql: string,
+    params?: ReadonlyArray<unknown>,
+    options?: CheckoutOptions
+  ): Effect.Effect<ReadonlyArray<Row>, E | PoolError>
+} = internal.query
 
 /**
  * Runs `f` in a transaction: the driver's `begin`, then `commit` when `f` succeeds or `rollback` when it fails or

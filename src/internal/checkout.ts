@@ -76,7 +76,7 @@ export interface Attempt {
 }
 
 /** The deadline of a checkout that starts now with `timeoutMillis`. */
-const deadlineOf = (now: number, timeoutMillis: number): number =>
+export const deadlineOf = (now: number, timeoutMillis: number): number =>
   timeoutMillis === Infinity ? Infinity : now + timeoutMillis
 
 /** The first attempt of a checkout that starts now with `timeoutMillis`. */
@@ -128,7 +128,7 @@ export const acquireSlow = <C, E>(pool: PoolImpl<C, E>, attempt: Attempt): Effec
 }
 
 /** Admission: the first policy that refuses a checkout about to park fails it at once (a throw is a defect). */
-const admit = <C, E>(pool: PoolImpl<C, E>): Effect.Effect<never, PoolError> | undefined => {
+export const admit = <C, E>(pool: PoolImpl<C, E>): Effect.Effect<never, PoolError> | undefined => {
   for (const hooks of pool.admitHooks) {
     try {
       const refused = hooks.admit!()
@@ -165,7 +165,7 @@ export const enqueueWaiter = <C, E>(
 }
 
 /** The wait itself: resumed by `grant` or `reject`, inside a span when an exporting tracer is installed. */
-const waitFor = <C, E>(pool: PoolImpl<C, E>, waiter: Waiter<C>): Effect.Effect<Item<C>, E | PoolError> => {
+export const waitFor = <C, E>(pool: PoolImpl<C, E>, waiter: Waiter<C>): Effect.Effect<Item<C>, E | PoolError> => {
   const wait = Effect.async<Item<C>, E | PoolError>((resume) => {
     if (waiter.early !== undefined) return resume(waiter.early)
     waiter.resume = resume
@@ -248,7 +248,7 @@ export const useParked = <C, E, A, E2, R>(
  * is the waiter's again before the mask ends, with the lending's token (`owned`), so an interruption at any point
  * has exactly one owner to clean up, and that owner returns the right lending.
  */
-const validateParked = <C, E>(
+export const validateParked = <C, E>(
   pool: PoolImpl<C, E>,
   waiter: Waiter<C>,
   item: Item<C>,

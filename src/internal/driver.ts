@@ -32,7 +32,8 @@ export const make = <C, E = never>(options: Driver.DriverOptions<C, E>): Driver.
     query: query ?? unsupported("query"),
     isDisconnect: options.isDisconnect ?? (() => false),
     ...(options.busy === undefined ? {} : { busy: options.busy }),
-    ...(options.inTransaction === undefined ? {} : { inTransaction: options.inTransaction })
+    ...(options.inTransaction === undefined ? {} : { inTransaction: options.inTransaction }),
+    ...(options.start === undefined ? {} : { start: options.start })
   }
 }
 

@@ -12,6 +12,7 @@ import * as Queue from "effect/Queue"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { ConnectionRecord } from "../ConnectionRecord.js"
+import type { Row } from "../Driver.js"
 import type * as Policy from "../Policy.js"
 import type * as PoolTypes from "../Pool.js"
 import { type PoolConfigError, type PoolError, type PoolStats, PoolUsageError } from "../PoolError.js"
@@ -22,6 +23,7 @@ import * as config from "./config.js"
 import { connectOne, pump } from "./connector.js"
 import { currentFiber, PoolImpl, TypeId } from "./core.js"
 import { defaultBufferSize, makeBuffer } from "./events.js"
+import { runStatement, type Statement } from "./handoff.js"
 import { type Item, LENT } from "./item.js"
 import {
   bumpGeneration,
@@ -209,6 +211,56 @@ export const useCore = <C, E, A, E2, R>(
       ? Effect.flatMap(acquire(pool, restore, timeoutMillis), (item) => run(pool, item, restore, f))
       : useParked(pool, restore, f, timeoutMillis)
   })
+}
+
+/** @internal */
+export const query: {
+  (
+    sql: string,
+    params?: ReadonlyArray<unknown>,
+    options?: PoolTypes.CheckoutOptions
+  ): <C, E>(self: PoolTypes.Pool<C, E>) => Effect.Effect<ReadonlyArray<Row>, E | PoolError>
+  <C, E>(
+    self: PoolTypes.Pool<C, E>,
+    sql: string,
+    params?: ReadonlyArray<unknown>,
+    options?: PoolTypes.CheckoutOptions
+  ): Effect.Effect<ReadonlyArray<Row>, E | PoolError>
+} = dual((args) => isPool(args[0]), <C, E>(
+  self: PoolTypes.Pool<C, E>,
+  sql: string,
+  params?: ReadonlyArray<unknown>,
+  options?: PoolTypes.CheckoutOptions
+): Effect.Effect<ReadonlyArray<Row>, E | PoolError> => {
+  const driver = impl(self).driver
+  const start = driver.start
+  return statement(
+    self,
+    {
+      start: start === undefined ? undefined : (connection, done) => start(connection, sql, params, done),
+      effect: (connection) => driver.query(connection, sql, params)
+    },
+    options
+  )
+})
+
+/**
+ * Runs one statement on a connection of the pool (see `handoff.ts`): started at hand-off when it has to wait and
+ * can be (`start`), else as `Pool.use(pool, statement.effect)`.
+ *
+ * @internal
+ */
+export const statement = <C, E, A, E2>(
+  self: PoolTypes.Pool<C, E>,
+  statement: {
+    readonly start: ((connection: C, done: (exit: Exit.Exit<A, E2>) => void) => () => void) | undefined
+    readonly effect: (connection: C) => Effect.Effect<A, E2>
+  },
+  options?: PoolTypes.CheckoutOptions
+): Effect.Effect<A, E | E2 | PoolError> => {
+  const pool = impl(self)
+  if (pool.lending !== undefined || statement.start === undefined) return use(self, statement.effect, options)
+  return runStatement(pool, statement as Statement<C, A, E2>, timeoutOf(pool, options))
 }
 
 /** @internal */

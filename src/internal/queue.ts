@@ -72,13 +72,18 @@ const traceOf = <C, E>(
   return span === undefined ? undefined : `span ${span.name ?? ""} (${span.spanId})`
 }
 
-/** Hands a connection to a waiter; the waiter's fiber resumes on its own later step. */
+/**
+ * Hands a connection to a waiter; the waiter's fiber resumes on its own later step, or, for a waiting statement
+ * whose connection needs no checking, once the statement started here has its result.
+ */
 export const grant = <C, E>(pool: PoolImpl<C, E>, waiter: Waiter<C>, item: Item<C>, now: number): void => {
   unlink(pool, waiter)
   lend(pool, item, now, waiter.fiber)
   waiter.state = GRANTED
   waiter.item = item
   pool.metrics.waitTime(now - waiter.enqueuedAt)
+  // a waiting statement starts on the connection now, in this step: its caller wakes once, with the result
+  if (waiter.onGrant !== undefined && waiter.onGrant(item)) return
   const effect = item.granted ??= Exit.succeed(item)
   if (waiter.resume !== undefined) waiter.resume(effect)
   else waiter.early = effect

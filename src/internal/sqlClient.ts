@@ -5,6 +5,7 @@ import { SqlError } from "@effect/sql/SqlError"
 import type * as Statement from "@effect/sql/Statement"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
+import type * as Exit from "effect/Exit"
 import * as Predicate from "effect/Predicate"
 import * as Stream from "effect/Stream"
 import type { Driver } from "../Driver.js"
@@ -38,6 +39,19 @@ export interface Dialect<C, E> {
   ) => Effect.Effect<ReadonlyArray<any>, E>
   /** Rows read a batch at a time on a connection held for the stream's life. */
   readonly executeStream: (connection: C, sql: string, params: ReadonlyArray<unknown>) => Stream.Stream<any, E>
+  /**
+   * Sends a statement without a fiber (`Driver.start`), in the form `execute` (`"rows"`), `executeRaw` (`"raw"`) or
+   * `executeValues` (`"values"`) returns: a statement that waits for a connection is then started at hand-off.
+   */
+  readonly start?:
+    | ((
+      connection: C,
+      sql: string,
+      params: ReadonlyArray<unknown>,
+      mode: "rows" | "raw" | "values",
+      done: (exit: Exit.Exit<any, E>) => void
+    ) => () => void)
+    | undefined
   readonly beginTransaction?: string | undefined
   readonly spanAttributes: ReadonlyArray<readonly [string, unknown]>
   readonly transformRows?: (<A extends object>(rows: ReadonlyArray<A>) => ReadonlyArray<A>) | undefined
@@ -96,16 +110,28 @@ export const make = <C, E>(
   const transform = (transformRows: TransformRows) => <A extends object>(rows: ReadonlyArray<A>) =>
     transformRows === undefined ? rows : transformRows(rows)
 
+  const start = dialect.start
+  /** One statement on a connection checked out for it alone, started at hand-off when it waits (`Pool.query`). */
+  const once = <A>(
+    sql: string,
+    params: ReadonlyArray<unknown>,
+    mode: "rows" | "raw" | "values",
+    effect: (connection: C) => Effect.Effect<A, E>
+  ): Effect.Effect<A, SqlError> =>
+    mapped(pool.statement(self, {
+      start: start === undefined ? undefined : (connection, done) => start(connection, sql, params, mode, done),
+      effect
+    }))
+
   /** The stand-in `@effect/sql` acquires for each statement outside a transaction. */
   const pooled: Connection = {
-    execute: (sql, params, transformRows) =>
-      mapped(pool.use(self, (connection) =>
-        transformRows === undefined ?
-          dialect.execute(connection, sql, params) :
-          Effect.map(dialect.execute(connection, sql, params), transform(transformRows)))),
-    executeRaw: (sql, params) => mapped(pool.use(self, (connection) => dialect.executeRaw(connection, sql, params))),
+    execute: (sql, params, transformRows) => {
+      const rows = once(sql, params, "rows", (connection) => dialect.execute(connection, sql, params))
+      return transformRows === undefined ? rows : Effect.map(rows, transformRows)
+    },
+    executeRaw: (sql, params) => once(sql, params, "raw", (connection) => dialect.executeRaw(connection, sql, params)),
     executeValues: (sql, params) =>
-      mapped(pool.use(self, (connection) => dialect.executeValues(connection, sql, params))),
+      once(sql, params, "values", (connection) => dialect.executeValues(connection, sql, params)),
     executeUnprepared: (sql, params, transformRows) =>
       mapped(
         pool.use(self, (connection) =>

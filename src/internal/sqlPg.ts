@@ -47,6 +47,12 @@ export const dialect = (
     executeRaw: (connection, sql, params) => internalPg.run(connection, sql, params, "query", identity),
     executeValues: (connection, sql, params) => internalPg.run(connection, sql, params, "query", valuesOf, "array"),
     executeUnprepared: execute,
+    start: (connection, sql, params, mode, done) =>
+      mode === "rows" ?
+        internalPg.start(connection, sql, params, "query", rowsOf, undefined, done) :
+        mode === "raw" ?
+        internalPg.start(connection, sql, params, "query", identity, undefined, done) :
+        internalPg.start(connection, sql, params, "query", valuesOf, "array", done),
     executeStream: (connection, sql, params) => pgCursor.stream(connection, sql, params),
     spanAttributes,
     transformRows: config.transformResultNames === undefined ?

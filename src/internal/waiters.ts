@@ -43,6 +43,11 @@ export class Waiter<C> {
   task: ConnectTask<C> | undefined = undefined
   /** The id the pool's next connection would get when this checkout arrived: ids from it on were opened after. */
   firstNewId = 0
+  /**
+   * A statement's waiter (`Pool.query`): called by `grant` with the connection just lent; `true` when it started
+   * the statement on it (the waiter is then woken with the statement's outcome, not the connection).
+   */
+  onGrant: ((item: Item<C>) => boolean) | undefined = undefined
   constructor(
     /** When the checkout first arrived (kept across retries after a rejection). */
     readonly enqueuedAt: number,
