@@ -23,6 +23,7 @@ import * as poolBasics from "../examples/pool-basics.js"
 import * as poolKinds from "../examples/pool-kinds.js"
 import * as sessionPool from "../examples/session-pool.js"
 import * as shutdown from "../examples/shutdown.js"
+import * as sql from "../examples/sql.js"
 import * as statefulPolicy from "../examples/stateful-policy.js"
 import * as testingWithMemory from "../examples/testing-with-memory.js"
 import * as timeouts from "../examples/timeouts.js"
@@ -320,6 +321,14 @@ describe("examples", () => {
       assert.strictEqual(result.seen.PoolUsageError, "ReturnedTwice (checkin), Foreign (invalidate), NotLent (detach)")
       assert.deepStrictEqual(result.isPoolError, [true, false])
       assert.strictEqual(result.handled, "the pool is closed")
+    }))
+
+  it.live("sql: an @effect/sql program moved from @effect/sql-sqlite-node by one Layer", () =>
+    Effect.gen(function*() {
+      const result = yield* sql.program
+      assert.deepStrictEqual(result.before, ["tea", "milk", "sugar"])
+      assert.deepStrictEqual(result.after, result.before)
+      assert.deepStrictEqual(result.extras, { open: 1, counted: { rows: 10000, batches: 79 } })
     }))
 
   it("the docs quote every example verbatim, and every example is run here", () => {
