@@ -114,7 +114,7 @@ type Scenario = { readonly n: number; readonly m: number }
 type Window = { readonly warmupMs: number; readonly measureMs: number }
 const allSubjects = [
   "effect-reservoir+pg",
-  "effect-reservoir+pg, use",
+  "effect-reservoir+pg use",
   "pg.Pool",
   "effect/Pool+pg",
   "ceiling/pg.Client",
@@ -329,7 +329,7 @@ const makeRunner = async (
   }
   switch (name) {
     case "effect-reservoir+pg":
-    case "effect-reservoir+pg, use":
+    case "effect-reservoir+pg use":
     case "diag/effect-reservoir+pg, no reset": {
       // the safe settings a database pool should run with: the defaults (fair FIFO waiter queue, interruption-safe
       // checkout, metrics) and reset on return by rollback (which costs no round trip while the session is idle);
@@ -733,7 +733,17 @@ const checkTargets = (
         line: `${at} Pool.query ≥ 1.0× pg.Pool: ${show(c)}; medians ${fmt(ours.qps)} / ${fmt(pgPool.qps)} qps, ` +
           `client CPU ${fmt(ours.cpuUsPerQuery)} / ${fmt(pgPool.cpuUsPerQuery)} µs per query`
       })
-      const use = find("effect-reservoir+pg, use", "SELECT 1", s.n)
+      if (ceiling !== undefined) {
+        // what Effect itself reaches over pg.Pool with no pool at all: each caller bound to its own client
+        targets.push({
+          ok: undefined,
+          line: `${at}, Effect's floor for this target: the Effect direct-client ceiling (no pool, no wait) reaches ` +
+            `${show(paired(ceiling, pgPool))} of pg.Pool` +
+            (fair === undefined ? "" : `, Effect's fair-pool floor ${show(paired(fair, pgPool))}`) +
+            `; Pool.query reaches ${show(paired(ours, ceiling))} of the ceiling`
+        })
+      }
+      const use = find("effect-reservoir+pg use", "SELECT 1", s.n)
       if (use !== undefined) {
         targets.push({
           ok: undefined,

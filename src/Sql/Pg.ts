@@ -36,9 +36,9 @@
  * @since 0.4.0
  */
 import type * as Reactivity from "@effect/experimental/Reactivity"
+import type * as PgClient from "@effect/sql-pg/PgClient"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
-import type * as Statement from "@effect/sql/Statement"
 import type * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import type * as Context from "effect/Context"
@@ -46,7 +46,6 @@ import type * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
-import type * as Stream from "effect/Stream"
 import type { ConnectionOptions } from "node:tls"
 import type * as pg from "pg"
 import type { PgConnection, PgError, PgOptions } from "../Driver/Pg.js"
@@ -95,21 +94,17 @@ export interface PgClientConfig extends PgOptions {
 }
 
 /**
- * The client: an `@effect/sql` `SqlClient`, its pool, and PostgreSQL's extras (`json`, `listen`, `notify`, as in
- * `@effect/sql-pg`). It holds no password: the driver forgets it once connected, and the options are not kept.
+ * The client: an `@effect/sql` `SqlClient`, its pool, and what `@effect/sql-pg`'s `PgClient` has (`json`, `listen`,
+ * `notify`, `config`), so that code reading `PgClient.PgClient` (`PgMigrator.run`, `sql.json`) runs on it too. It
+ * holds no password: the driver forgets it once connected, and `config` has neither the password nor the
+ * connection string.
  *
  * @since 0.4.0
  * @category models
  */
-export interface PgSqlClient extends SqlClient.SqlClient {
+export interface PgSqlClient extends PgClient.PgClient {
   /** The pool the statements check out from (`Pool.stats`, `Pool.events`, `Pool.status` work on it). */
   readonly pool: Pool<PgConnection, PgError>
-  /** A parameter sent as JSON (`jsonb` / `json` columns). */
-  readonly json: (value: unknown) => Statement.Fragment
-  /** Notifications of a channel, on a connection checked out for the stream's life. */
-  readonly listen: (channel: string) => Stream.Stream<string, SqlError>
-  /** `pg_notify(channel, payload)`. */
-  readonly notify: (channel: string, payload: string) => Effect.Effect<void, SqlError>
 }
 
 /**
@@ -146,7 +141,8 @@ export const make: (
 ) => Effect.Effect<PgSqlClient, SqlError | PoolConfigError, Scope.Scope | Reactivity.Reactivity> = internal.make
 
 /**
- * The layer: `SqlClient.SqlClient`, `PgSqlClient` and `PgPool`, with `Reactivity` provided.
+ * The layer: `SqlClient.SqlClient`, `PgSqlClient` (also as `@effect/sql-pg`'s `PgClient.PgClient`) and `PgPool`,
+ * with `Reactivity` provided.
  *
  * @example
  * ```ts
@@ -164,7 +160,8 @@ export const make: (
  */
 export const layer: (
   config: PgClientConfig
-) => Layer.Layer<PgSqlClient | SqlClient.SqlClient | PgPool, SqlError | PoolConfigError> = internal.layer
+) => Layer.Layer<PgSqlClient | PgClient.PgClient | SqlClient.SqlClient | PgPool, SqlError | PoolConfigError> =
+  internal.layer
 
 /**
  * What `layerConfig` reads by default: the connection string from `DATABASE_URL` (a secret), and the pool's options
@@ -198,8 +195,10 @@ export const defaultConfig: Config.Config.Wrap<PgClientConfig> = internal.defaul
  */
 export const layerConfig: (
   config?: Config.Config.Wrap<PgClientConfig>
-) => Layer.Layer<PgSqlClient | SqlClient.SqlClient | PgPool, SqlError | PoolConfigError | ConfigError.ConfigError> =
-  internal.layerConfig
+) => Layer.Layer<
+  PgSqlClient | PgClient.PgClient | SqlClient.SqlClient | PgPool,
+  SqlError | PoolConfigError | ConfigError.ConfigError
+> = internal.layerConfig
 
 /**
  * `true` when the error means the connection was lost (its cause is a `PgError` the driver classifies as a

@@ -33,6 +33,7 @@
  * @since 0.4.0
  */
 import type * as Reactivity from "@effect/experimental/Reactivity"
+import type * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
 import type * as Config from "effect/Config"
@@ -72,18 +73,18 @@ export interface SqliteClientConfig extends SqliteOptions {
 }
 
 /**
- * The client: an `@effect/sql` `SqlClient`, its pool, and `export` / `backup` as in `@effect/sql-sqlite-node`.
+ * The client: an `@effect/sql` `SqlClient`, its pool, and what `@effect/sql-sqlite-node`'s `SqliteClient` has
+ * (`config`, `export`, `backup`, `loadExtension`), so that code reading `SqliteClient.SqliteClient`
+ * (`SqliteMigrator.run`) runs on it too. `loadExtension` works on a pool of one connection (`:memory:`, or
+ * `maxConnections: 1`); on a larger pool it fails with a `SqlError` saying to load the extension on every connection
+ * with `Policy.onConnect`.
  *
  * @since 0.4.0
  * @category models
  */
-export interface SqliteSqlClient extends SqlClient.SqlClient {
+export interface SqliteSqlClient extends SqliteClient.SqliteClient {
   /** The pool the statements check out from. */
   readonly pool: Pool<SqliteConnection, SqliteError>
-  /** The database serialised (better-sqlite3's `serialize`), from one of the pool's connections. */
-  readonly export: Effect.Effect<Uint8Array, SqlError>
-  /** An online backup of the database into `destination`. */
-  readonly backup: (destination: string) => Effect.Effect<void, SqlError>
 }
 
 /**
@@ -122,14 +123,18 @@ export const make: (
 ) => Effect.Effect<SqliteSqlClient, SqlError | PoolConfigError, Scope.Scope | Reactivity.Reactivity> = internal.make
 
 /**
- * The layer: `SqlClient.SqlClient`, `SqliteSqlClient` and `SqlitePool`, with `Reactivity` provided.
+ * The layer: `SqlClient.SqlClient`, `SqliteSqlClient` (also as `@effect/sql-sqlite-node`'s
+ * `SqliteClient.SqliteClient`) and `SqlitePool`, with `Reactivity` provided.
  *
  * @since 0.4.0
  * @category layers
  */
 export const layer: (
   config: SqliteClientConfig
-) => Layer.Layer<SqliteSqlClient | SqlClient.SqlClient | SqlitePool, SqlError | PoolConfigError> = internal.layer
+) => Layer.Layer<
+  SqliteSqlClient | SqliteClient.SqliteClient | SqlClient.SqlClient | SqlitePool,
+  SqlError | PoolConfigError
+> = internal.layer
 
 /**
  * What `layerConfig` reads by default: the file from `SQLITE_FILENAME`, and the pool's options as `Sql/Pg` does.
@@ -148,7 +153,7 @@ export const defaultConfig: Config.Config.Wrap<SqliteClientConfig> = internal.de
 export const layerConfig: (
   config?: Config.Config.Wrap<SqliteClientConfig>
 ) => Layer.Layer<
-  SqliteSqlClient | SqlClient.SqlClient | SqlitePool,
+  SqliteSqlClient | SqliteClient.SqliteClient | SqlClient.SqlClient | SqlitePool,
   SqlError | PoolConfigError | ConfigError.ConfigError
 > = internal.layerConfig
 

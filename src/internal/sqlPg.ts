@@ -1,5 +1,5 @@
 import * as Reactivity from "@effect/experimental/Reactivity"
-import { makeCompiler } from "@effect/sql-pg/PgClient"
+import * as PgClient from "@effect/sql-pg/PgClient"
 import * as Client from "@effect/sql/SqlClient"
 import { SqlError } from "@effect/sql/SqlError"
 import * as Statement from "@effect/sql/Statement"
@@ -42,7 +42,7 @@ export const dialect = (
   const execute = (connection: Pg.PgConnection, sql: string, params: ReadonlyArray<unknown>) =>
     internalPg.run(connection, sql, params, "query", rowsOf)
   return {
-    compiler: makeCompiler(config.transformQueryNames, config.transformJson),
+    compiler: PgClient.makeCompiler(config.transformQueryNames, config.transformJson),
     execute,
     executeRaw: (connection, sql, params) => internalPg.run(connection, sql, params, "query", identity),
     executeValues: (connection, sql, params) => internalPg.run(connection, sql, params, "query", valuesOf, "array"),
@@ -61,8 +61,8 @@ export const dialect = (
   }
 }
 
-/** Where the client connects, for its spans: from the fields, else from the connection string (never its password). */
-const spanAttributesOf = (config: SqlPg.PgClientConfig): ReadonlyArray<readonly [string, unknown]> => {
+/** Where the client connects: from the fields, else from the connection string (never its password). */
+const whereOf = (config: SqlPg.PgClientConfig) => {
   let url: URL | undefined
   if (config.url !== undefined) {
     try {
@@ -71,16 +71,52 @@ const spanAttributesOf = (config: SqlPg.PgClientConfig): ReadonlyArray<readonly 
       url = undefined
     }
   }
-  const database = config.database ?? (url?.pathname.slice(1) || undefined) ?? config.user ?? config.username ??
-    (url?.username || undefined) ?? "postgres"
-  const port = config.port ?? (url?.port ? Number(url.port) : undefined) ?? 5432
+  const user = config.user ?? config.username ?? (url?.username || undefined)
+  return {
+    host: config.host ?? (url?.hostname || undefined),
+    port: config.port ?? (url?.port ? Number(url.port) : undefined),
+    database: config.database ?? (url?.pathname.slice(1) || undefined),
+    user
+  }
+}
+
+const spanAttributesOf = (config: SqlPg.PgClientConfig): ReadonlyArray<readonly [string, unknown]> => {
+  const where = whereOf(config)
   return [
     ...Object.entries(config.spanAttributes ?? {}),
     ["db.system.name", "postgresql"],
-    ["db.namespace", database],
-    ["server.address", config.host ?? (url?.hostname || undefined) ?? "localhost"],
-    ["server.port", port]
+    ["db.namespace", where.database ?? where.user ?? "postgres"],
+    ["server.address", where.host ?? "localhost"],
+    ["server.port", where.port ?? 5432]
   ]
+}
+
+/**
+ * `@effect/sql-pg`'s `config`, for programs that read it: where the client connects and its settings, with neither
+ * the password nor the connection string (which may hold one).
+ */
+const publicConfig = (config: SqlPg.PgClientConfig, applicationName: string): PgClient.PgClientConfig => {
+  const where = whereOf(config)
+  const out: Record<string, unknown> = {
+    host: where.host,
+    port: where.port,
+    database: where.database,
+    username: where.user,
+    applicationName,
+    ssl: config.ssl,
+    maxConnections: config.maxConnections,
+    minConnections: config.minConnections,
+    idleTimeout: config.idleTimeout,
+    connectionTTL: config.connectionTTL,
+    connectTimeout: config.connectTimeout,
+    spanAttributes: config.spanAttributes,
+    transformResultNames: config.transformResultNames,
+    transformQueryNames: config.transformQueryNames,
+    transformJson: config.transformJson,
+    types: config.types
+  }
+  for (const key of Object.keys(out)) if (out[key] === undefined) delete out[key]
+  return out as PgClient.PgClientConfig
 }
 
 const PgJson = Statement.custom<Statement.Custom<"PgJson", unknown>>("PgJson")
@@ -104,14 +140,17 @@ export const make = (
         } :
         {})
     }
+    const driver = Pg.driver(driverOptions)
+    const self = yield* pool.make({ ...split.pool, driver })
+    // bad options fail first, all listed; then one round trip, so a wrong address or password fails here
     yield* Effect.mapError(
       Pg.check(driverOptions),
       (cause) => new SqlError({ cause, message: `PgClient: Failed to connect: ${cause.message}` })
     )
-    const driver = Pg.driver(driverOptions)
-    const self = yield* pool.make({ ...split.pool, driver })
     const client = yield* sqlClient.make(self, driver, dialect(config, spanAttributesOf(config)))
     return Object.assign(client, {
+      [PgClient.TypeId]: PgClient.TypeId,
+      config: publicConfig(config, split.pool.name!),
       pool: self,
       json: (value: unknown) => PgJson(value),
       listen: (channel: string) => listen(self, channel),
@@ -160,6 +199,7 @@ export class PgPool extends Context.Tag("effect-reservoir/Sql/Pg/PgPool")<
 
 const contextOf = (client: SqlPg.PgSqlClient) =>
   Context.make(PgSqlClient, client).pipe(
+    Context.add(PgClient.PgClient, client),
     Context.add(Client.SqlClient, client),
     Context.add(PgPool, client.pool)
   )
@@ -167,7 +207,7 @@ const contextOf = (client: SqlPg.PgSqlClient) =>
 /** @internal */
 export const layer = (
   config: SqlPg.PgClientConfig
-): Layer.Layer<SqlPg.PgSqlClient | Client.SqlClient | PgPool, SqlError | PoolConfigError> =>
+): Layer.Layer<SqlPg.PgSqlClient | PgClient.PgClient | Client.SqlClient | PgPool, SqlError | PoolConfigError> =>
   Layer.scopedContext(Effect.map(make(config), contextOf)).pipe(Layer.provide(Reactivity.layer))
 
 /** @internal */
@@ -179,7 +219,10 @@ export const defaultConfig: Config.Config.Wrap<SqlPg.PgClientConfig> = {
 /** @internal */
 export const layerConfig = (
   config: Config.Config.Wrap<SqlPg.PgClientConfig> = defaultConfig
-): Layer.Layer<SqlPg.PgSqlClient | Client.SqlClient | PgPool, SqlError | PoolConfigError | ConfigError.ConfigError> =>
+): Layer.Layer<
+  SqlPg.PgSqlClient | PgClient.PgClient | Client.SqlClient | PgPool,
+  SqlError | PoolConfigError | ConfigError.ConfigError
+> =>
   Layer.scopedContext(
     Effect.flatMap(Config.unwrap(config), (values) => Effect.map(make(values), contextOf))
   ).pipe(Layer.provide(Reactivity.layer))

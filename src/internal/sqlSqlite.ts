@@ -1,4 +1,5 @@
 import * as Reactivity from "@effect/experimental/Reactivity"
+import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import * as Client from "@effect/sql/SqlClient"
 import { SqlError } from "@effect/sql/SqlError"
 import * as Statement from "@effect/sql/Statement"
@@ -66,24 +67,47 @@ export const make = (
       ...sqlConfig.driverFields(config),
       ...(config.disableWAL === true && config.journalMode === undefined ? { journalMode: "delete" } : {})
     }
+    const driver = Sqlite.driver(driverOptions)
+    const self = yield* pool.make({ ...split.pool, driver })
+    // bad options fail first, all listed; then one round trip, so a wrong address or password fails here
     yield* Effect.mapError(
       Sqlite.check(driverOptions),
       (cause) => new SqlError({ cause, message: `SqliteClient: Failed to open ${config.filename}: ${cause.message}` })
     )
-    const driver = Sqlite.driver(driverOptions)
-    const self = yield* pool.make({ ...split.pool, driver })
     const client = yield* sqlClient.make(self, driver, dialect(config))
     const onConnection = <A>(f: (connection: Sqlite.SqliteConnection) => Promise<A> | A) =>
       Effect.mapError(
         pool.use(self, (connection) => Effect.tryPromise(async () => f(connection))),
         sqlClient.toSqlError
       )
+    const single = split.pool.size === 1 && split.pool.maxOverflow === 0
+    const publicConfig: Record<string, unknown> = {
+      filename: config.filename,
+      readonly: config.readonly,
+      disableWAL: config.disableWAL,
+      spanAttributes: config.spanAttributes,
+      transformResultNames: config.transformResultNames,
+      transformQueryNames: config.transformQueryNames
+    }
+    for (const key of Object.keys(publicConfig)) if (publicConfig[key] === undefined) delete publicConfig[key]
     return Object.assign(client, {
+      [SqliteClient.TypeId]: SqliteClient.TypeId,
+      config: publicConfig as unknown as SqliteClient.SqliteClientConfig,
       pool: self,
       export: onConnection((connection) => new Uint8Array(connection.database.serialize())),
-      backup: (destination: string) =>
-        Effect.asVoid(onConnection((connection) => connection.database.backup(destination)))
-    }) as SqlSqlite.SqliteSqlClient
+      backup: (destination: string) => onConnection((connection) => connection.database.backup(destination)),
+      // an extension is loaded into one connection: fine for a pool of one, never right for some of many
+      loadExtension: (path: string) =>
+        single ?
+          Effect.asVoid(onConnection((connection) => connection.database.loadExtension(path))) :
+          Effect.fail(
+            new SqlError({
+              message: `loadExtension: the pool "${split.pool.name}" has several connections, and an extension ` +
+                "loaded into one of them is missing from the others; load it on every connection with " +
+                "Policy.onConnect in pool.policies"
+            })
+          )
+    }) as unknown as SqlSqlite.SqliteSqlClient
   })
 
 /** @internal */
@@ -99,6 +123,7 @@ export class SqlitePool extends Context.Tag("effect-reservoir/Sql/Sqlite/SqliteP
 
 const contextOf = (client: SqlSqlite.SqliteSqlClient) =>
   Context.make(SqliteSqlClient, client).pipe(
+    Context.add(SqliteClient.SqliteClient, client),
     Context.add(Client.SqlClient, client),
     Context.add(SqlitePool, client.pool)
   )
@@ -106,8 +131,10 @@ const contextOf = (client: SqlSqlite.SqliteSqlClient) =>
 /** @internal */
 export const layer = (
   config: SqlSqlite.SqliteClientConfig
-): Layer.Layer<SqlSqlite.SqliteSqlClient | Client.SqlClient | SqlitePool, SqlError | PoolConfigError> =>
-  Layer.scopedContext(Effect.map(make(config), contextOf)).pipe(Layer.provide(Reactivity.layer))
+): Layer.Layer<
+  SqlSqlite.SqliteSqlClient | SqliteClient.SqliteClient | Client.SqlClient | SqlitePool,
+  SqlError | PoolConfigError
+> => Layer.scopedContext(Effect.map(make(config), contextOf)).pipe(Layer.provide(Reactivity.layer))
 
 /** @internal */
 export const defaultConfig: Config.Config.Wrap<SqlSqlite.SqliteClientConfig> = {
@@ -119,7 +146,7 @@ export const defaultConfig: Config.Config.Wrap<SqlSqlite.SqliteClientConfig> = {
 export const layerConfig = (
   config: Config.Config.Wrap<SqlSqlite.SqliteClientConfig> = defaultConfig
 ): Layer.Layer<
-  SqlSqlite.SqliteSqlClient | Client.SqlClient | SqlitePool,
+  SqlSqlite.SqliteSqlClient | SqliteClient.SqliteClient | Client.SqlClient | SqlitePool,
   SqlError | PoolConfigError | ConfigError.ConfigError
 > =>
   Layer.scopedContext(
