@@ -7,7 +7,6 @@ import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as PgMigrator from "@effect/sql-pg/PgMigrator"
-import * as Migrator from "@effect/sql/Migrator"
 import { layer } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -65,8 +64,8 @@ layer(postgresLayer, { excludeTestServices: true, timeout: "60 seconds" })("SqlC
     dialect: "pg",
     layer: sameOptions(SqlPg.layer, ours),
     capabilities: { stream: true, isDisconnect: SqlPg.isDisconnect, oneConnection: false },
-    // PgMigrator.run's context type asks for @effect/sql-pg's PgClient tag, which this layer does not provide
-    migrate: Migrator.make({}),
+    // @effect/sql-pg's own migrator, unchanged: the layer provides its PgClient tag too
+    migrate: (options) => Effect.provide(PgMigrator.run(options), migratorPlatform),
     pg: {
       ...pgServer(ours),
       oneConnectionLayer: sameOptions(SqlPg.layer, ours, 1),

@@ -8,7 +8,6 @@ import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import * as SqliteMigrator from "@effect/sql-sqlite-node/SqliteMigrator"
-import * as Migrator from "@effect/sql/Migrator"
 import { layer } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -59,9 +58,8 @@ layer(Layer.empty, { excludeTestServices: true, timeout: "60 seconds" })("SqlCli
       isDisconnect: SqlSqlite.isDisconnect,
       oneConnection: false
     },
-    // SqliteMigrator.run's context type asks for @effect/sql-sqlite-node's SqliteClient tag, which this layer does not
-    // provide
-    migrate: Migrator.make({})
+    // @effect/sql-sqlite-node's own migrator, unchanged: the layer provides its SqliteClient tag too
+    migrate: (options) => Effect.provide(SqliteMigrator.run(options), migratorPlatform)
   })
 
   suite(it, {
@@ -75,7 +73,7 @@ layer(Layer.empty, { excludeTestServices: true, timeout: "60 seconds" })("SqlCli
       isDisconnect: SqlSqlite.isDisconnect,
       oneConnection: true
     },
-    migrate: Migrator.make({})
+    migrate: (options) => Effect.provide(SqliteMigrator.run(options), migratorPlatform)
   })
 
   suite(it, {

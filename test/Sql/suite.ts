@@ -98,10 +98,9 @@ export interface ClientUnderTest<ROut, R> {
   readonly dialect: Dialect
   readonly capabilities: Capabilities
   /**
-   * The dialect's migrator, as a program would call it: `PgMigrator.run` / `SqliteMigrator.run` for Effect's clients.
-   * Those demand `PgClient` / `SqliteClient` (and `FileSystem`, `Path`, `CommandExecutor`) in their context type,
-   * though only `schemaDirectory`'s schema dump reads them; a client that does not provide Effect's tag runs
-   * `Migrator.make({})` from `@effect/sql`, the same migrator without the dump.
+   * The dialect's migrator, as a program would call it: `PgMigrator.run` / `SqliteMigrator.run`, for every client (this
+   * package's layers provide Effect's `PgClient` / `SqliteClient` tags too). They also demand `FileSystem`, `Path`
+   * and `CommandExecutor` in their context type, though only `schemaDirectory`'s schema dump reads them.
    */
   readonly migrate: (
     options: MigrateOptions
