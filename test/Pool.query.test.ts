@@ -4,6 +4,7 @@
  * Without `Driver.start`, or when the connection must be checked first, `Pool.query` is `Pool.use` + `query`.
  */
 import { assert, describe, it } from "@effect/vitest"
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
@@ -113,6 +114,27 @@ describe("Pool.query", () => {
       assert.deepStrictEqual(rows, [{ sql: "SELECT 4", via: "query" }])
       assert.strictEqual(sent.length, 0, "not started at hand-off")
       assert.strictEqual(checked, 2)
+    }))
+
+  it.scopedLive("a driver whose start throws: the caller dies with that defect, the returning fiber does not", () =>
+    Effect.gen(function*() {
+      let n = 0
+      const driver = Driver.make<{ readonly id: number }, string>({
+        connect: () => Effect.succeed({ id: n++ }),
+        query: () => Effect.succeed([]),
+        start: () => {
+          throw new Error("driver bug")
+        }
+      })
+      const pool = yield* Pool.make({ driver, size: 1, maxOverflow: 0, policies: [] })
+      const holder = yield* Effect.fork(Pool.use(pool, () => Effect.sleep("10 millis")))
+      yield* Effect.yieldNow()
+      const waiting = yield* Effect.fork(Pool.query(pool, "SELECT 1"))
+      assert.isTrue(Exit.isSuccess(yield* Fiber.await(holder)), "the returning fiber ends well")
+      const exit = yield* Fiber.await(waiting)
+      assert.isTrue(Exit.isFailure(exit) && Cause.isDie(exit.cause), "the caller gets the defect")
+      const stats = yield* Pool.stats(pool)
+      assert.deepStrictEqual([stats.inUse, stats.waiting], [0, 0], "the connection came back")
     }))
 
   it.scopedLive("a driver without start: Pool.query is Pool.use with the driver's query", () =>

@@ -5,8 +5,8 @@
  * their names (`url`, `username`, `maxConnections`, `minConnections`, `idleTimeout`, `connectionTTL`, `ssl`,
  * `transformResultNames`, ...), and the layer provides `SqlClient.SqlClient`.
  *
- * - A statement outside a transaction checks a connection out for that statement only, through `Pool.use` (no
- *   `Scope` per statement); `withTransaction` holds one connection for the transaction, nests with savepoints and
+ * - A statement outside a transaction checks a connection out for that statement only, through `Pool.query` (no
+ *   `Scope` per statement; a statement that waits for a connection is started at hand-off, so it waits once); `withTransaction` holds one connection for the transaction, nests with savepoints and
  *   rolls back on failure and on interruption; `sql.stream` holds one connection for the stream's life and reads
  *   through a server-side cursor, 128 rows per round trip, so a large result never sits in memory whole.
  * - An interrupted statement is cancelled on the server, and the cancel can never reach a later statement of the
@@ -129,9 +129,9 @@ export const PgPool: Context.TagClass<internal.PgPool, "effect-reservoir/Sql/Pg/
 export type PgPool = internal.PgPool
 
 /**
- * Builds the client: checks the server with one round trip (a wrong address or password fails here, as a
- * `SqlError` whose cause is the `PgError`), then makes the pool (bad options fail with one `PoolConfigError` listing
- * every problem). The pool closes with the scope.
+ * Builds the client: makes the pool (bad options fail with one `PoolConfigError` listing every problem), then checks
+ * the server with one round trip (a wrong address or password fails here, as a `SqlError` whose cause is the
+ * `PgError`). The pool closes with the scope.
  *
  * @since 0.4.0
  * @category constructors

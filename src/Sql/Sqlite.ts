@@ -8,7 +8,7 @@
  * better-sqlite3's iterator in batches of 128 rows (`@effect/sql-sqlite-node` has no streams), and transactions begin
  * with `BEGIN IMMEDIATE` (the driver's `beginMode`), so two writers never deadlock on an upgrade. A `:memory:` database
  * belongs to its one connection: its pool has exactly one, opened at start and never recycled (a size, minimum,
- * `connectionTTL` or `idleTimeout` that says otherwise is a `PoolConfigError`).
+ * `connectionTTL`, `idleTimeout` or closing policy that says otherwise is a `PoolConfigError`).
  *
  * Reused from Effect's packages: the SQLite statement compiler (`Statement.makeCompilerSqlite`), `SqlClient.make`
  * and its transactions, `Reactivity`.
@@ -112,8 +112,9 @@ export const SqlitePool: Context.TagClass<
 export type SqlitePool = internal.SqlitePool
 
 /**
- * Builds the client: opens the database once to check it (a `SqlError` whose cause is the `SqliteError` when it
- * cannot), then makes the pool. The pool closes with the scope.
+ * Builds the client: makes the pool (bad options fail with one `PoolConfigError` listing every problem, including a
+ * `:memory:` database given more than one connection or a policy that closes connections), then opens the database
+ * once to check it (a `SqlError` whose cause is the `SqliteError` when it cannot). The pool closes with the scope.
  *
  * @since 0.4.0
  * @category constructors

@@ -19,7 +19,7 @@ import {
 } from "./checkout.js"
 import type { PoolImpl } from "./core.js"
 import type { Item } from "./item.js"
-import { RUNNING, Waiter } from "./waiters.js"
+import { DONE, GRANTED, RUNNING, Waiter } from "./waiters.js"
 
 /**
  * A statement the pool can start on a connection at the moment it hands the connection over, from the step that
@@ -104,12 +104,19 @@ const parked = <C, E, A, E2>(
     }
     waiter.state = RUNNING
     token = item.token
-    abandon = statement.start(item.connection, (exit) => {
+    const deliver = (exit: Exit.Exit<A, E2>) => {
+      if (finished) return
       finished = true
       const outcome = Exit.succeed(new Outcome(exit))
       if (waiter.resume !== undefined) waiter.resume(outcome as never)
       else waiter.early = outcome as never
-    })
+    }
+    try {
+      abandon = statement.start(item.connection, deliver)
+    } catch (defect) {
+      // a driver's bug is its caller's defect, not the returning fiber's
+      deliver(Exit.die(defect))
+    }
     return true
   }
   const woken = waitFor(pool, waiter) as Effect.Effect<Item<C> | Outcome<A, E2>, E | PoolError>
@@ -136,6 +143,14 @@ const parked = <C, E, A, E2>(
         return returnAfterSuccess(pool, item, token, a)
       },
       onFailure: (cause) => {
+        if (mustValidate && waiter.state === GRANTED && waiter.item !== undefined) {
+          // interrupted after its checks were called at hand-off and before they ran: the lending happened (the hooks
+          // counted it, subscribers may have heard its Checkout), so it ends as one, with a return
+          const item = waiter.item
+          waiter.item = undefined
+          waiter.state = DONE
+          return returnAfterFailure(pool, item, item.token, cause)
+        }
         if (waiter.state !== RUNNING) return Effect.zipRight(cancel(pool, waiter), Effect.failCause(cause))
         // interrupted while the statement started at hand-off was in flight: the driver cancels it
         if (abandon !== undefined && !finished) abandon()

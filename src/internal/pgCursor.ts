@@ -45,14 +45,19 @@ export const stream = (
       Effect.acquireRelease(
         Effect.sync(() => {
           const cursor = new Cursor(sql, params as Array<unknown>)
-          const state = { cursor, seq: session.sent, ended: false, reading: false }
-          cursor.once("end", () => {
-            state.ended = true
-            session.done++
-          })
+          const state: State = { cursor, seq: session.sent, settled: false, reading: false }
+          // a cursor that ends well says so ('end'); one that fails never does (node-postgres forgets the statement
+          // before handing it the error): the statement is over either way
+          cursor.once("end", () => settle(session, state))
           session.client.query(cursor)
           session.sent++
           session.lastSql = sql
+          // node-postgres arms its `query_timeout` for every statement and disarms it through the statement's
+          // callback, which a cursor never calls: without this, a stream read for longer than `statementTimeout`
+          // plus a second would be cut as a lost connection. The server's `statement_timeout` still bounds every
+          // batch.
+          const armed = (cursor as unknown as { callback?: (error: null) => void }).callback
+          if (typeof armed === "function") armed(null)
           return state
         }),
         (state) => close(session, state)
@@ -62,6 +67,8 @@ export const stream = (
           state.cursor.read(batchSize, (error, rows) => {
             state.reading = false
             if (error !== null && error !== undefined) {
+              // the server refused it: its portal is gone, there is nothing to close
+              settle(session, state)
               return resume(Effect.fail(Option.some(failure(session, "query", error))))
             }
             resume(rows.length === 0 ? Effect.fail(Option.none()) : Effect.succeed(Chunk.unsafeFromArray(rows)))
@@ -73,24 +80,42 @@ export const stream = (
 interface State {
   readonly cursor: Cursor
   readonly seq: number
-  ended: boolean
+  /** The statement is over in the session's order (`Session.done` counted it). */
+  settled: boolean
   reading: boolean
 }
 
-const close = (session: ReturnType<typeof sessionFor>, state: State): Effect.Effect<void> => {
-  if (state.ended || session.closing || session.broken !== undefined) return Effect.void
+type Session = ReturnType<typeof sessionFor>
+
+const settle = (session: Session, state: State): void => {
+  if (state.settled) return
+  state.settled = true
+  session.done++
+}
+
+/**
+ * Ends a cursor the consumer stopped reading: closes its portal and waits for the server's `ReadyForQuery` after the
+ * close (a read in flight gets a cancel request first, when it is the only statement in flight). A session that
+ * dies meanwhile ends the wait at once; a server that says nothing within the cancel timeout leaves the session
+ * broken, so the pool closes it rather than lend it again.
+ */
+const close = (session: Session, state: State): Effect.Effect<void> => {
+  if (state.settled || session.closing || session.broken !== undefined) return Effect.void
   if (state.reading) session.abandon(state.seq)
   const timeout = session.resolved.cancelTimeout
   return Effect.async<void>((resume) => {
-    let settled = false
+    let over = false
     const done = () => {
-      if (settled) return
-      settled = true
+      if (over) return
+      over = true
       clearTimeout(timer)
+      session.client.off("end", done)
+      session.client.off("error", done)
+      settle(session, state)
       resume(Effect.void)
     }
     const timer = setTimeout(() => {
-      if (!state.ended) {
+      if (!over) {
         session.fail(
           new PgError({
             reason: "Timeout",
@@ -101,9 +126,11 @@ const close = (session: ReturnType<typeof sessionFor>, state: State): Effect.Eff
       }
       done()
     }, Duration.toMillis(timeout))
-    state.cursor.once("end", done)
+    session.client.once("end", done)
+    session.client.once("error", done)
     try {
-      state.cursor.close(() => undefined)
+      // the callback runs on the connection's next ReadyForQuery: the close's, or that of an error that came first
+      state.cursor.close(done)
     } catch {
       // the socket is gone: the session is lost and the pool closes it
       done()

@@ -259,7 +259,11 @@ export const statement = <C, E, A, E2>(
   options?: PoolTypes.CheckoutOptions
 ): Effect.Effect<A, E | E2 | PoolError> => {
   const pool = impl(self)
-  if (pool.lending !== undefined || statement.start === undefined) return use(self, statement.effect, options)
+  // a kind's lending, or a driver that cannot start a statement: `use`; so is a pool that traces its checkouts'
+  // call sites (a debugging setting), whose trace is taken in the borrower's fiber
+  if (pool.lending !== undefined || statement.start === undefined || pool.traceCheckouts !== undefined) {
+    return use(self, statement.effect, options)
+  }
   return runStatement(pool, statement as Statement<C, A, E2>, timeoutOf(pool, options))
 }
 

@@ -165,7 +165,9 @@ export const make = <C, E>(
     executeUnprepared: (sql, params, transformRows) => {
       const run = Effect.map(dialect.executeUnprepared(connection, sql, params), transform(transformRows))
       if (!rollbacks.has(sql) && !sql.startsWith("ROLLBACK TO SAVEPOINT")) return mapped(run)
-      return mapped(Effect.catchIf(run, driver.isDisconnect, () => Effect.succeed([])))
+      // the connection is gone with its transaction: the pool must not lend it again, whatever it saw of the loss
+      return mapped(Effect.catchIf(run, driver.isDisconnect, (error) =>
+        Effect.as(Effect.ignore(pool.invalidate(self, connection, { cause: error })), [])))
     },
     executeStream: (sql, params, transformRows) => streamOn(connection, sql, params, transformRows)
   })

@@ -54,6 +54,9 @@ export const driverFields = <A extends object>(config: A): any => {
   return out
 }
 
+/** The policies that close connections on their own (a lifetime, an idle limit, a use count). */
+const closingPolicies: ReadonlySet<string> = new Set(["recycle", "lifetime", "idleTimeout", "maxUses"])
+
 /**
  * The pool's options from a client's: `maxConnections` is the pool's hard limit (`size`, no overflow, as pg-pool's
  * `max`), `minConnections` its `min`, `connectionTTL` the `recycle` age, `idleTimeout` an `idleTimeout` policy. The
@@ -99,6 +102,13 @@ export const split = <C, E>(
       }
       if (config.idleTimeout !== undefined) {
         problems.push(`idleTimeout: a connection closed when idle would take the database with it (${fixed.reason})`)
+      }
+      for (const policy of own.policies ?? []) {
+        if (closingPolicies.has(policy.name)) {
+          problems.push(
+            `policies: ${policy.name} closes connections, and each close would take the database with it (${fixed.reason})`
+          )
+        }
       }
     }
     if (problems.length > 0) return Effect.fail(new PoolConfigError({ pool: name, problems }))

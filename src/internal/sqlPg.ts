@@ -103,7 +103,8 @@ const publicConfig = (config: SqlPg.PgClientConfig, applicationName: string): Pg
     database: where.database,
     username: where.user,
     applicationName,
-    ssl: config.ssl,
+    // whether TLS is on, not its options: they may hold a private key or its passphrase
+    ssl: config.ssl === undefined ? undefined : config.ssl !== false,
     maxConnections: config.maxConnections,
     minConnections: config.minConnections,
     idleTimeout: config.idleTimeout,

@@ -9,6 +9,7 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
 // the public module first: it and `./sqlite.js` import each other, and it must be the one evaluated first
 import * as Sqlite from "../Driver/Sqlite.js"
 import type { SqliteError } from "../Driver/Sqlite.js"
@@ -42,7 +43,10 @@ export const dialect = (
         SqliteError
       >,
     executeUnprepared: execute,
-    executeStream: (connection, sql, params) => internalSqlite.stream(connection, sql, params, false),
+    executeStream: (connection, sql, params) =>
+      Stream.unwrap(
+        Effect.map(Client.SafeIntegers, (safeIntegers) => internalSqlite.stream(connection, sql, params, safeIntegers))
+      ),
     beginTransaction: `BEGIN ${(config.beginMode ?? "immediate").toUpperCase()}`,
     spanAttributes: [...Object.entries(config.spanAttributes ?? {}), ["db.system.name", "sqlite"]],
     transformRows: config.transformResultNames === undefined ?
@@ -77,7 +81,7 @@ export const make = (
     const client = yield* sqlClient.make(self, driver, dialect(config))
     const onConnection = <A>(f: (connection: Sqlite.SqliteConnection) => Promise<A> | A) =>
       Effect.mapError(
-        pool.use(self, (connection) => Effect.tryPromise(async () => f(connection))),
+        pool.use(self, (connection) => Effect.tryPromise({ try: async () => f(connection), catch: (cause) => cause })),
         sqlClient.toSqlError
       )
     const single = split.pool.size === 1 && split.pool.maxOverflow === 0

@@ -251,8 +251,11 @@ export const stream = (
     } catch (error) {
       return Effect.fail(wrap("query")(error))
     }
-    if (!statement.reader) {
-      return Effect.succeed(Stream.fromIterableEffect(run(connection, sql, params, "query")))
+    // a statement that writes (`INSERT ... RETURNING` reads too) takes the file's write lock: it runs as `run` does
+    if (!statement.reader || !statement.readonly) {
+      return Effect.succeed(
+        Stream.fromIterableEffect(run(connection, sql, params, "query", { result: "rows", safeIntegers }))
+      )
     }
     return Effect.map(
       Effect.acquireRelease(
