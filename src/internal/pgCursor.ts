@@ -54,8 +54,8 @@ export const stream = (
           session.lastSql = sql
           // node-postgres arms its `query_timeout` for every statement and disarms it through the statement's
           // callback, which a cursor never calls: without this, a stream read for longer than `statementTimeout`
-          // plus a second would be cut as a lost connection. The server's `statement_timeout` still bounds every
-          // batch.
+          // plus a second would be cut as a lost connection. The server's `statement_timeout` still bounds the
+          // stream (it runs until the portal is done): a stream read past it fails with `StatementTimeout`.
           const armed = (cursor as unknown as { callback?: (error: null) => void }).callback
           if (typeof armed === "function") armed(null)
           return state
