@@ -1,12 +1,17 @@
-import type * as Reactivity from "@effect/experimental/Reactivity"
+import * as Reactivity from "@effect/experimental/Reactivity"
 import * as Client from "@effect/sql/SqlClient"
 import type { Connection } from "@effect/sql/SqlConnection"
 import { SqlError } from "@effect/sql/SqlError"
 import type * as Statement from "@effect/sql/Statement"
 import * as Chunk from "effect/Chunk"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import type * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
 import * as Predicate from "effect/Predicate"
+import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { Driver } from "../Driver.js"
 import type * as PoolTypes from "../Pool.js"
@@ -166,8 +171,13 @@ export const make = <C, E>(
       const run = Effect.map(dialect.executeUnprepared(connection, sql, params), transform(transformRows))
       if (!rollbacks.has(sql) && !sql.startsWith("ROLLBACK TO SAVEPOINT")) return mapped(run)
       // the connection is gone with its transaction: the pool must not lend it again, whatever it saw of the loss
-      return mapped(Effect.catchIf(run, driver.isDisconnect, (error) =>
-        Effect.as(Effect.ignore(pool.invalidate(self, connection, { cause: error })), [])))
+      return mapped(
+        Effect.catchIf(
+          run,
+          driver.isDisconnect,
+          (error) => Effect.as(Effect.ignore(pool.invalidate(self, connection, { cause: error })), [])
+        )
+      )
     },
     executeStream: (sql, params, transformRows) => streamOn(connection, sql, params, transformRows)
   })
@@ -184,3 +194,23 @@ export const make = <C, E>(
     ...(dialect.beginTransaction !== undefined ? { beginTransaction: dialect.beginTransaction } : {})
   })
 }
+
+/**
+ * A client's two layers from its constructor and the services it provides: `Reactivity` is provided inside, as in
+ * Effect's own clients.
+ *
+ * @internal
+ */
+export const makeLayers = <Options, A, ROut, E>(
+  make: (options: Options) => Effect.Effect<A, E, Scope.Scope | Reactivity.Reactivity>,
+  contextOf: (client: A) => Context.Context<ROut>
+): {
+  readonly layer: (options: Options) => Layer.Layer<ROut, E>
+  readonly layerConfig: (config: Config.Config.Wrap<Options>) => Layer.Layer<ROut, E | ConfigError.ConfigError>
+} => ({
+  layer: (options) => Layer.scopedContext(Effect.map(make(options), contextOf)).pipe(Layer.provide(Reactivity.layer)),
+  layerConfig: (config) =>
+    Layer.scopedContext(
+      Effect.flatMap(Config.unwrap(config), (options) => Effect.map(make(options), contextOf))
+    ).pipe(Layer.provide(Reactivity.layer))
+})

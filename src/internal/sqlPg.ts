@@ -205,11 +205,13 @@ const contextOf = (client: SqlPg.PgSqlClient) =>
     Context.add(PgPool, client.pool)
   )
 
+const layers = sqlClient.makeLayers(make, contextOf)
+
 /** @internal */
-export const layer = (
+export const layer: (
   config: SqlPg.PgClientConfig
-): Layer.Layer<SqlPg.PgSqlClient | PgClient.PgClient | Client.SqlClient | PgPool, SqlError | PoolConfigError> =>
-  Layer.scopedContext(Effect.map(make(config), contextOf)).pipe(Layer.provide(Reactivity.layer))
+) => Layer.Layer<SqlPg.PgSqlClient | PgClient.PgClient | Client.SqlClient | PgPool, SqlError | PoolConfigError> =
+  layers.layer
 
 /** @internal */
 export const defaultConfig: Config.Config.Wrap<SqlPg.PgClientConfig> = {
@@ -223,10 +225,7 @@ export const layerConfig = (
 ): Layer.Layer<
   SqlPg.PgSqlClient | PgClient.PgClient | Client.SqlClient | PgPool,
   SqlError | PoolConfigError | ConfigError.ConfigError
-> =>
-  Layer.scopedContext(
-    Effect.flatMap(Config.unwrap(config), (values) => Effect.map(make(values), contextOf))
-  ).pipe(Layer.provide(Reactivity.layer))
+> => layers.layerConfig(config)
 
 /** @internal */
 export const isDisconnect: (error: unknown) => boolean = sqlClient.isDisconnectWith(Pg.isDisconnect)

@@ -132,13 +132,15 @@ const contextOf = (client: SqlSqlite.SqliteSqlClient) =>
     Context.add(SqlitePool, client.pool)
   )
 
+const layers = sqlClient.makeLayers(make, contextOf)
+
 /** @internal */
-export const layer = (
+export const layer: (
   config: SqlSqlite.SqliteClientConfig
-): Layer.Layer<
+) => Layer.Layer<
   SqlSqlite.SqliteSqlClient | SqliteClient.SqliteClient | Client.SqlClient | SqlitePool,
   SqlError | PoolConfigError
-> => Layer.scopedContext(Effect.map(make(config), contextOf)).pipe(Layer.provide(Reactivity.layer))
+> = layers.layer
 
 /** @internal */
 export const defaultConfig: Config.Config.Wrap<SqlSqlite.SqliteClientConfig> = {
@@ -152,10 +154,7 @@ export const layerConfig = (
 ): Layer.Layer<
   SqlSqlite.SqliteSqlClient | SqliteClient.SqliteClient | Client.SqlClient | SqlitePool,
   SqlError | PoolConfigError | ConfigError.ConfigError
-> =>
-  Layer.scopedContext(
-    Effect.flatMap(Config.unwrap(config), (values) => Effect.map(make(values), contextOf))
-  ).pipe(Layer.provide(Reactivity.layer))
+> => layers.layerConfig(config)
 
 /** @internal */
 export const isDisconnect: (error: unknown) => boolean = sqlClient.isDisconnectWith(Sqlite.isDisconnect)
