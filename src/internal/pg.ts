@@ -385,8 +385,23 @@ class PgConnectionImpl implements Pg.PgConnection {
   }
 }
 
+/**
+ * A cancel request still on its way is waited for first (it ends within the cancel timeout): a proxy between the
+ * pool and the server (PgBouncer) finds the session by its client connection, and drops the cancel of a client that
+ * has already said goodbye, leaving the statement running on the server.
+ */
+const cancelSettled = (session: Session): Effect.Effect<void> =>
+  session.cancelling ?
+    Effect.async<void>((resume) => {
+      session.waiting.push(() => resume(Effect.void))
+    }) :
+    Effect.void
+
 const close = (session: Session, timeout: Duration.Duration): Effect.Effect<void> =>
-  Effect.tryPromise({ try: () => session.end(), catch: (error) => error }).pipe(
+  Effect.zipRight(
+    cancelSettled(session),
+    Effect.tryPromise({ try: () => session.end(), catch: (error) => error })
+  ).pipe(
     Effect.timeout(timeout),
     Effect.catchAll(() =>
       Effect.zipRight(

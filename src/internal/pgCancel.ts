@@ -14,7 +14,8 @@ export interface CancelTarget {
 
 /**
  * Sends PostgreSQL's `CancelRequest` for a session over a new connection to its server, as libpq's `PQcancel` and
- * node-postgres's `Client#cancel` do: 16 bytes, no authentication, no answer. The server (a child of the postmaster)
+ * node-postgres's `Client#cancel` do: 16 bytes, no authentication, no answer; the connection stays open until the
+ * server closes it. The server (a child of the postmaster)
  * signals the session's backend and then closes the connection, so `settled(undefined)` on that close means the
  * signal was sent: the backend cancels the statement it is running, or ignores the signal if it is idle by then.
  * `settled(error)` means it is unknown whether the signal was sent (the connect failed, or no close came within
@@ -46,6 +47,8 @@ export const sendCancelRequest = (
     failure ??= error
   })
   socket.once("close", () => settled(failure))
-  socket.end(packet)
+  // write, then wait for the server to close (libpq's way): closing our side at once lets a proxy in between drop the
+  // request as coming from a client that left (PgBouncer 1.18 does, and can crash on it)
+  socket.write(packet)
   socket.resume()
 }

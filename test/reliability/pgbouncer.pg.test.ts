@@ -11,11 +11,11 @@
  * statement has to run on another one. Each test asserts that the backend pids line up that way before it asserts
  * anything else.
  *
- * No test here interrupts a statement in flight: the driver's cancel request (16 bytes, then a FIN at once:
- * `socket.end(packet)` in `src/internal/pgCancel.ts`) never reaches the server through PgBouncer 1.18.0, which drops
- * a cancel request whose client has already closed, and PgBouncer itself dies (`FATAL ... disconnect_client(): bad
- * client state: 0`, pgbouncer/pgbouncer#801) when that FIN lands while it is forwarding the request. Interruption
- * between statements (no cancel request) is shown and rolls back.
+ * Cancelling a statement in flight goes through PgBouncer too: PgBouncer finds the session by its client connection,
+ * so the driver writes the cancel request and waits for it to be answered (libpq's way) before it closes the busy
+ * session. (Sending it with an immediate FIN, or closing the session first, made PgBouncer 1.18.0 drop the request as
+ * coming from a client that had left, and sometimes die: `FATAL ... disconnect_client(): bad client state: 0`,
+ * pgbouncer/pgbouncer#801.)
  *
  * Budget: about 15 s in CI, the restart's load included (3 s of load after the restart).
  */
@@ -129,7 +129,7 @@ layer(postgresLayer, { excludeTestServices: true, timeout: "60 seconds" })(
         assert.strictEqual(error, "boom")
         assert.isFalse(yield* isCommitted(server, failed))
 
-        // interrupted between statements (no statement in flight, so no cancel request: see the note at the top)
+        // interrupted between statements (no statement in flight, so no cancel request)
         const interrupted = uniqueName("interrupted")
         const started = yield* Effect.makeLatch(false)
         const fiber = yield* Effect.fork(Pool.transaction(pool, (c) =>
@@ -143,6 +143,30 @@ layer(postgresLayer, { excludeTestServices: true, timeout: "60 seconds" })(
         // PgBouncer sets each server connection's application_name to its client's when it links them
         yield* server.awaitSessions(name, (s) => s.idleInTransaction === 0)
         assert.deepStrictEqual(yield* Pool.query(pool, "SELECT 1 AS n"), [{ n: 1 }], "the pool still serves")
+      }))
+
+    it.scoped("an interrupted statement is cancelled through PgBouncer, which forwards the cancel request and lives on", () =>
+      Effect.gen(function*() {
+        const server = yield* Postgres
+        const bouncer = yield* PgBouncer.make({ defaultPoolSize: 2 })
+        const name = uniqueName("pgb-cancel")
+        const pool = yield* Pool.make({ driver: Pg.driver(through(server, bouncer)), name, size: 2, maxOverflow: 0 })
+        const sleeping = () =>
+          Effect.map(
+            server.query(
+              "SELECT count(*)::int AS n FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'SELECT pg_sleep(3%'"
+            ),
+            (rows) => (rows[0] as { readonly n: number }).n
+          )
+        for (let i = 0; i < 3; i++) {
+          const fiber = yield* Effect.fork(Pool.query(pool, "SELECT pg_sleep(30)"))
+          yield* Effect.sleep("300 millis")
+          assert.strictEqual(yield* sleeping(), 1, "running on the server")
+          yield* Fiber.interrupt(fiber)
+          yield* Effect.sleep("500 millis")
+          assert.strictEqual(yield* sleeping(), 0, `cancel ${i + 1}: the server stopped it`)
+        }
+        assert.deepStrictEqual(yield* Pool.query(pool, "SELECT 1 AS n"), [{ n: 1 }], "PgBouncer and the pool serve on")
       }))
 
     it.scoped("the SqlClient: statements with parameters, withTransaction commits, rolls back, and on interruption", () =>
@@ -598,7 +622,7 @@ layer(postgresLayer, { excludeTestServices: true, timeout: "60 seconds" })(
         }).pipe(Scope.extend(scope))
         const leftOpen = uniqueName("left-open")
         yield* Pool.use(trusting, (c) => Effect.zipRight(driver.begin(c), driver.query(c, INSERT, [leftOpen])))
-        // not interrupted (an interrupted statement sends a cancel request: see the note at the top): it waits
+        // not interrupted: it waits
         const waiting = yield* Effect.fork(Pool.query(other, "SELECT 2 AS n", [], { timeout: "30 seconds" }))
         yield* Effect.sleep("1 second")
         assert.isTrue(Option.isNone(yield* Fiber.poll(waiting)), "another client's statement waits in PgBouncer")
