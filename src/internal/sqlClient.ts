@@ -10,6 +10,7 @@ import type * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Predicate from "effect/Predicate"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -157,7 +158,10 @@ export const make = <C, E>(
     })
   }
 
-  const rollbacks = new Set<string>()
+  const rollback = "ROLLBACK"
+  const commit = "COMMIT"
+  /** The failures of `COMMIT`: `@effect/sql` makes them defects, and `withTransaction` below makes them errors again. */
+  const commitFailures = new WeakSet<object>()
   const bound = (connection: C): Connection => ({
     execute: (sql, params, transformRows) =>
       mapped(
@@ -168,8 +172,17 @@ export const make = <C, E>(
     executeRaw: (sql, params) => mapped(dialect.executeRaw(connection, sql, params)),
     executeValues: (sql, params) => mapped(dialect.executeValues(connection, sql, params)),
     executeUnprepared: (sql, params, transformRows) => {
+      if (sql === commit) {
+        // the driver's commit: a connection lost while it was in flight is `CommitOutcomeUnknown`, a COMMIT that
+        // rolled back (the transaction had been aborted) a failure, never a success
+        return Effect.mapError(Effect.as(driver.commit(connection), []), (error) => {
+          const failure = toSqlError(error)
+          commitFailures.add(failure)
+          return failure
+        })
+      }
       const run = Effect.map(dialect.executeUnprepared(connection, sql, params), transform(transformRows))
-      if (!rollbacks.has(sql) && !sql.startsWith("ROLLBACK TO SAVEPOINT")) return mapped(run)
+      if (sql !== rollback && !sql.startsWith("ROLLBACK TO SAVEPOINT")) return mapped(run)
       // the connection is gone with its transaction: the pool must not lend it again, whatever it saw of the loss
       return mapped(
         Effect.catchIf(
@@ -182,17 +195,34 @@ export const make = <C, E>(
     executeStream: (sql, params, transformRows) => streamOn(connection, sql, params, transformRows)
   })
 
-  const rollback = "ROLLBACK"
-  rollbacks.add(rollback)
-  return Client.make({
-    acquirer: Effect.succeed(pooled),
-    transactionAcquirer: Effect.map(mapped(pool.get(self)), bound),
-    compiler: dialect.compiler,
-    spanAttributes: dialect.spanAttributes,
-    transformRows: dialect.transformRows,
-    rollback,
-    ...(dialect.beginTransaction !== undefined ? { beginTransaction: dialect.beginTransaction } : {})
-  })
+  return Effect.map(
+    Client.make({
+      acquirer: Effect.succeed(pooled),
+      transactionAcquirer: Effect.map(mapped(pool.get(self)), bound),
+      compiler: dialect.compiler,
+      spanAttributes: dialect.spanAttributes,
+      transformRows: dialect.transformRows,
+      rollback,
+      commit,
+      ...(dialect.beginTransaction !== undefined ? { beginTransaction: dialect.beginTransaction } : {})
+    }),
+    (client) => {
+      // `@effect/sql` turns a failed COMMIT into a defect (`Effect.orDie`): a lost connection during COMMIT would be a
+      // crash instead of the typed `CommitOutcomeUnknown` it is, and a COMMIT that rolled back would look committed
+      // to nobody. Its own error again, in the error channel the signature already has (`SqlError`).
+      const withTransaction = client.withTransaction
+      return Object.assign(client, {
+        withTransaction: <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | SqlError, R> =>
+          Effect.catchSomeDefect(
+            withTransaction(effect),
+            (defect) =>
+              Predicate.isObject(defect) && commitFailures.has(defect) ?
+                Option.some(Effect.fail(defect as SqlError)) :
+                Option.none()
+          )
+      })
+    }
+  )
 }
 
 /**

@@ -9,8 +9,7 @@
  * the total balance is exactly what it was, and every account's balance is what the ledger says (no statement ran
  * outside its transaction); every transfer reported as a success is in the ledger exactly once and every one reported
  * as a failure is not, except the ambiguous `CommitOutcomeUnknown`; every failure was typed (`PgError`, a pool error,
- * or a `SqlError` whose cause is one of these; the `SqlClient`'s lost `COMMIT`, a defect today, is counted apart: see
- * `classifySql`); no operation hung (each is bounded by `OP_BOUND`); once the load stops, the server's sessions of
+ * or a `SqlError` whose cause is one of these: a defect fails the test); no operation hung (each is bounded by `OP_BOUND`); once the load stops, the server's sessions of
  * each pool are its opened − closed, none `idle in transaction`; after the pools' scopes close, no session is left;
  * the heap after a forced GC is within 20 % of its value after warm-up (a shrink is no leak: only growth fails).
  *
@@ -21,7 +20,6 @@ import * as Reactivity from "@effect/experimental/Reactivity"
 import { SqlError } from "@effect/sql/SqlError"
 import { assert, layer } from "@effect/vitest"
 import * as Cause from "effect/Cause"
-import * as Chunk from "effect/Chunk"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -88,8 +86,6 @@ const Outcome = {
   failed: 3,
   /** `CommitOutcomeUnknown`: may or may not be in the ledger. */
   unknown: 4,
-  /** A `SqlClient` transfer whose body had run and whose COMMIT failed with a disconnect (see `classifySql`). */
-  commitLost: 5,
   untyped: 6,
   hung: 7
 } as const
@@ -101,7 +97,6 @@ interface Figures {
   readonly ok: Record<Path, number>
   readonly failed: Record<Path, number>
   readonly unknown: Record<Path, number>
-  readonly commitLost: Record<Path, number>
   readonly maxOpMillis: Record<Path, number>
   readonly recoveryMillis: Record<Path, number | undefined>
   readonly errors: Map<string, number>
@@ -110,12 +105,6 @@ interface Figures {
   chaos: Map<string, number>
   chaosFailures: Array<string>
   restartDoneAt: number | undefined
-}
-
-/** How one transaction ended, and (for the `SqlClient`) whether its body had run, so that COMMIT was next. */
-interface Attempt {
-  readonly exit: Exit.Exit<unknown, unknown>
-  readonly bodyDone: boolean
 }
 
 const perPath = <A>(a: A): Record<Path, A> => ({ pool: a, sql: a })
@@ -146,32 +135,17 @@ const classifyPool = (cause: Cause.Cause<unknown>, figures: Figures): Outcome =>
 }
 
 /**
- * The `SqlClient`'s failures: a `SqlError` whose cause is a `PgError` or a pool error.
- *
- * One case is kept apart, as `commitLost`: `@effect/sql`'s `withTransaction` runs the `COMMIT` under `Effect.orDie`,
- * and our client runs it as a plain statement (`operation: "query"`), so a connection lost while the `COMMIT` is in
- * flight ends the transaction with a defect, a `SqlError` whose cause is a disconnect `PgError`, not with a typed
- * failure, let alone `CommitOutcomeUnknown` (reported to the lead; `Pool.transaction` gets it right). Such a defect
- * after the body has run is counted as ambiguous; the ledger check says how many of them did commit. Any other defect
- * is untyped and fails the test.
+ * The `SqlClient`'s failures: a `SqlError` whose cause is a `PgError` or a pool error; a connection lost while its
+ * `COMMIT` was in flight is `CommitOutcomeUnknown` there too (the client turns `@effect/sql`'s `orDie` of a failed
+ * COMMIT back into its error), the ambiguous case. Any defect is untyped and fails the test.
  */
-const classifySql = (cause: Cause.Cause<unknown>, bodyDone: boolean, figures: Figures): Outcome => {
+const classifySql = (cause: Cause.Cause<unknown>, figures: Figures): Outcome => {
   const failure = soleFailure(cause)
   if (Option.isSome(failure) && failure.value instanceof SqlError) {
     const error = failure.value.cause
     if (error instanceof Pg.PgError || isPoolError(error)) {
       count(figures.errors, `sql:${describe(error)}`)
       return error instanceof Pg.PgError && error.reason === "CommitOutcomeUnknown" ? Outcome.unknown : Outcome.failed
-    }
-  }
-  const defects = Chunk.toReadonlyArray(Cause.defects(cause))
-  if (
-    bodyDone && !Cause.isInterrupted(cause) && Option.isNone(Cause.failureOption(cause)) && defects.length === 1
-  ) {
-    const [defect] = defects
-    if (defect instanceof SqlError && defect.cause instanceof Pg.PgError && Pg.isDisconnect(defect.cause)) {
-      count(figures.errors, `sql:defect(COMMIT ${describe(defect.cause)})`)
-      return Outcome.commitLost
     }
   }
   if (figures.untyped.length < 5) figures.untyped.push(`sql: ${Cause.pretty(cause)}`)
@@ -261,7 +235,6 @@ layer(postgresLayer, { excludeTestServices: true, timeout: "60 seconds" })(
             ok: perPath(0),
             failed: perPath(0),
             unknown: perPath(0),
-            commitLost: perPath(0),
             maxOpMillis: perPath(0),
             recoveryMillis: perPath(undefined),
             errors: new Map(),
@@ -278,25 +251,19 @@ layer(postgresLayer, { excludeTestServices: true, timeout: "60 seconds" })(
               Effect.gen(function*() {
                 for (const [account, delta] of steps) yield* driver.query(c, UPDATE, [delta, account])
                 yield* driver.query(c, INSERT, [id, from, to, amount])
-              })).pipe(
-                Effect.exit,
-                Effect.map((exit): Attempt => ({ exit, bodyDone: false }))
-              )
+              })).pipe(Effect.exit) as Effect.Effect<Exit.Exit<void, unknown>> as Effect.Effect<
+                Exit.Exit<void, unknown>
+              >
           }
 
           const viaSql = (id: number) => {
             const { amount, from, steps, to } = randomTransfer()
-            let bodyDone = false
             return sql.withTransaction(Effect.gen(function*() {
               for (const [account, delta] of steps) {
                 yield* sql`UPDATE ${sql(ACCOUNTS_TABLE)} SET balance = balance + ${delta} WHERE id = ${account}`
               }
               yield* sql`INSERT INTO ${sql(LEDGER_TABLE)} ${sql.insert({ id, from_id: from, to_id: to, amount })}`
-              bodyDone = true
-            })).pipe(
-              Effect.exit,
-              Effect.map((exit): Attempt => ({ exit, bodyDone }))
-            )
+            })).pipe(Effect.exit) as Effect.Effect<Exit.Exit<void, unknown>>
           }
 
           /** Runs one transfer with a fresh id and records what became of it. */
@@ -316,7 +283,7 @@ layer(postgresLayer, { excludeTestServices: true, timeout: "60 seconds" })(
                 figures.hung += 1
                 return Outcome.hung
               }
-              const { bodyDone, exit } = result.value
+              const exit = result.value
               if (Exit.isSuccess(exit)) {
                 outcomes[id] = Outcome.ok
                 figures.ok[path] += 1
@@ -330,11 +297,10 @@ layer(postgresLayer, { excludeTestServices: true, timeout: "60 seconds" })(
               }
               const outcome = path === "pool" ?
                 classifyPool(exit.cause, figures) :
-                classifySql(exit.cause, bodyDone, figures)
+                classifySql(exit.cause, figures)
               outcomes[id] = outcome
               if (outcome === Outcome.failed) figures.failed[path] += 1
               else if (outcome === Outcome.unknown) figures.unknown[path] += 1
-              else if (outcome === Outcome.commitLost) figures.commitLost[path] += 1
               return outcome
             })
 
@@ -487,7 +453,6 @@ layer(postgresLayer, { excludeTestServices: true, timeout: "60 seconds" })(
           const ledger = yield* server.query(`SELECT id FROM ${LEDGER_TABLE}`)
           let okInLedger = 0
           let unknownCommitted = 0
-          let commitLostCommitted = 0
           const failedButCommitted: Array<number> = []
           const neverAttempted: Array<number> = []
           for (const row of ledger) {
@@ -495,7 +460,6 @@ layer(postgresLayer, { excludeTestServices: true, timeout: "60 seconds" })(
             const outcome = id < capacity ? outcomes[id] : Outcome.none
             if (outcome === Outcome.ok) okInLedger += 1
             else if (outcome === Outcome.unknown) unknownCommitted += 1
-            else if (outcome === Outcome.commitLost) commitLostCommitted += 1
             else if (outcome === Outcome.failed) failedButCommitted.push(id)
             else neverAttempted.push(id)
           }
@@ -517,7 +481,6 @@ layer(postgresLayer, { excludeTestServices: true, timeout: "60 seconds" })(
           const errors = [...figures.errors].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(", ")
           const path = (p: Path) =>
             `${p}: ok ${figures.ok[p]} failed ${figures.failed[p]} unknown ${figures.unknown[p]}` +
-            (p === "sql" ? ` commit-lost ${figures.commitLost[p]} (${commitLostCommitted} committed)` : "") +
             `, max op ${figures.maxOpMillis[p].toFixed(0)} ms, first ok after restart ${
               figures.recoveryMillis[p]?.toFixed(0) ?? "-"
             } ms`
