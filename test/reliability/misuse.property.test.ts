@@ -42,7 +42,7 @@ type Action =
 
 const pick = fc.nat({ max: 7 })
 const action: fc.Arbitrary<Action> = fc.oneof(
-  { weight: 4, arbitrary: fc.constant({ _tag: "Checkout" } as const) },
+  { weight: 6, arbitrary: fc.constant({ _tag: "Checkout" } as const) },
   { weight: 3, arbitrary: pick.map((pick) => ({ _tag: "Checkin", pick }) as const) },
   { weight: 2, arbitrary: pick.map((pick) => ({ _tag: "CheckinTwice", pick }) as const) },
   { weight: 1, arbitrary: fc.boolean().map((forged) => ({ _tag: "CheckinForeign", forged }) as const) },
@@ -57,8 +57,8 @@ const action: fc.Arbitrary<Action> = fc.oneof(
   { weight: 1, arbitrary: fc.constant({ _tag: "UseThrowsSync" } as const) },
   { weight: 1, arbitrary: fc.constant({ _tag: "UseFails" } as const) },
   { weight: 1, arbitrary: fc.constant({ _tag: "UseInterrupted" } as const) },
-  { weight: 1, arbitrary: fc.constant({ _tag: "WaitInterrupted" } as const) },
-  { weight: 1, arbitrary: fc.constant({ _tag: "WaitTimesOut" } as const) }
+  { weight: 2, arbitrary: fc.constant({ _tag: "WaitInterrupted" } as const) },
+  { weight: 2, arbitrary: fc.constant({ _tag: "WaitTimesOut" } as const) }
 )
 
 interface Scenario {
@@ -102,8 +102,8 @@ const run = (s: Scenario) =>
       name,
       size: s.size,
       maxOverflow: s.maxOverflow,
-      timeout: "1 second",
-      shutdownTimeout: "5 seconds",
+      timeout: "1 second" as const,
+      shutdownTimeout: "5 seconds" as const,
       ...(s.defaults ? {} : { policies: [] })
     }
     const poolScope = yield* Scope.make()
@@ -175,13 +175,17 @@ const run = (s: Scenario) =>
           break
         }
         case "CheckinForeign": {
-          const lease = a.forged ? ({ connection: foreignLease.connection, record: foreignLease.record } as any) : foreignLease
+          const lease = a.forged
+            ? ({ connection: foreignLease.connection, record: foreignLease.record } as any)
+            : foreignLease
           usage(yield* Effect.exit(Pool.checkin(pool, lease as Lease)), "Foreign", a._tag)
           performed = true
           break
         }
         case "InvalidateForeign": {
-          const target = a.forged ? ({ ...foreignLease.connection } as Memory.MemoryConnection) : foreignLease.connection
+          const target = a.forged
+            ? ({ ...foreignLease.connection } as Memory.MemoryConnection)
+            : foreignLease.connection
           usage(yield* Effect.exit(Pool.invalidate(pool, target)), "Foreign", a._tag)
           // the other pool's connection is untouched
           assert.isFalse(foreignLease.connection.closed)
@@ -227,7 +231,10 @@ const run = (s: Scenario) =>
         case "UseDies": {
           if (full) break
           const boom = new Error("the borrower's work threw")
-          const exit = yield* Effect.exit(Pool.use(pool, () => Effect.sync(() => { throw boom })))
+          const exit = yield* Effect.exit(Pool.use(pool, () =>
+            Effect.sync(() => {
+              throw boom
+            })))
           assert.isTrue(Exit.isFailure(exit) && Option.contains(Cause.dieOption(exit.cause), boom), String(exit))
           performed = true
           break
@@ -235,7 +242,9 @@ const run = (s: Scenario) =>
         case "UseThrowsSync": {
           if (full) break
           const boom = new Error("the borrower's callback threw")
-          const exit = yield* Effect.exit(Pool.use(pool, (): Effect.Effect<void> => { throw boom }))
+          const exit = yield* Effect.exit(Pool.use(pool, (): Effect.Effect<void> => {
+            throw boom
+          }))
           assert.isTrue(Exit.isFailure(exit) && Option.contains(Cause.dieOption(exit.cause), boom), String(exit))
           performed = true
           break

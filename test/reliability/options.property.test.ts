@@ -208,9 +208,13 @@ const badPolicies: ReadonlyArray<PolicyCase> = [
     ["failures", "probe"]
   ),
   policyCase("leakDetection(Infinity)", () => Policy.leakDetection(Infinity), ["threshold"]),
-  policyCase("leakDetection(5 seconds, trace full)", () => Policy.leakDetection("5 seconds", { trace: "full" as any }), [
-    "trace"
-  ]),
+  policyCase(
+    "leakDetection(5 seconds, trace full)",
+    () => Policy.leakDetection("5 seconds", { trace: "full" as any }),
+    [
+      "trace"
+    ]
+  ),
   policyCase("prepareOnReturn(42)", () => Policy.prepareOnReturn(42 as any), ["prepare"]),
   // not policies at all
   policyCase("42", () => 42, ["Expected a policy"]),
@@ -226,7 +230,10 @@ type Policies =
 
 const policies: fc.Arbitrary<Policies> = fc.oneof(
   { weight: 3, arbitrary: fc.constant({ _tag: "Absent" } as const) },
-  { weight: 1, arbitrary: fc.constantFrom("all", 5, { name: "recycle" }).map((value) => ({ _tag: "NotArray", value }) as const) },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom("all", 5, { name: "recycle" }).map((value) => ({ _tag: "NotArray", value }) as const)
+  },
   {
     weight: 6,
     arbitrary: fc.array(
@@ -276,7 +283,9 @@ const validCase: fc.Arbitrary<Case> = fc.record({
       readonly [K in Key]: fc.Arbitrary<Field>
     }
   ),
-  policies: fc.array(fc.constantFrom(...goodPolicies), { maxLength: 3 }).map((items) => ({ _tag: "List", items }) as const),
+  policies: fc.array(fc.constantFrom(...goodPolicies), { maxLength: 3 }).map((items) =>
+    ({ _tag: "List", items }) as const
+  ),
   source: fc.constantFrom<Source>("driver", "acquire")
 })
 
@@ -563,10 +572,12 @@ describe("reliability: bad SqlClient options (SQLite)", () => {
         config.pool = own
         const client = clientLines(c)
         const expected = client.length > 0 ? client : poolLines(c)
-        const exit = yield* Effect.exit(Effect.scoped(Effect.gen(function*() {
-          const sql = yield* SqlSqlite.make(config as unknown as SqlSqlite.SqliteClientConfig)
-          return Pool.config(sql.pool)
-        })).pipe(Effect.provide(Reactivity.layer)))
+        const exit = yield* Effect.exit(
+          Effect.scoped(Effect.gen(function*() {
+            const sql = yield* SqlSqlite.make(config as unknown as SqlSqlite.SqliteClientConfig)
+            return Pool.config(sql.pool)
+          })).pipe(Effect.provide(Reactivity.layer))
+        )
         if (expected.length > 0) {
           sqlTally.refused++
           assert.isTrue(Exit.isFailure(exit), `built although ${JSON.stringify(expected)}`)

@@ -55,7 +55,9 @@ const mb = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(1)} MB`
 
 describe("reliability: waiters", () => {
   it.scopedLive(
-    `${WAITERS.toLocaleString("en")} waiters that time out fail typed near their deadline, the heap comes back, the pool serves`,
+    `${
+      WAITERS.toLocaleString("en")
+    } waiters that time out fail typed near their deadline, the heap comes back, the pool serves`,
     () =>
       Effect.gen(function*() {
         assert.isDefined(gc, "a full collection is needed to compare heaps (global.gc could not be exposed)")
@@ -87,7 +89,9 @@ describe("reliability: waiters", () => {
               (exit) => {
                 elapsed[i] = performance.now() - t0
                 ended++
-                const failure = Exit.isFailure(exit) ? Option.getOrUndefined(Cause.failureOption(exit.cause)) : undefined
+                const failure = Exit.isFailure(exit)
+                  ? Option.getOrUndefined(Cause.failureOption(exit.cause))
+                  : undefined
                 if (failure instanceof PoolTimeoutError) {
                   outcome[i] = 1
                 } else {
