@@ -308,7 +308,7 @@ export const prePing: <C = never, E = never>(
  * Recycle (SQLAlchemy's `pool_recycle`, HikariCP's `maxLifetime`): a connection older than its lifetime is closed at
  * checkout or at return, never while lent, and an idle one is closed in the background when its lifetime ends, then
  * `min` is refilled (close reason `expired`). Each connection's lifetime, counted from its connect, is `maxAge` less
- * a part of up to `spread` of it (default 0.025, HikariCP's 2.5 %; clamped to 0..1): the parts are spread evenly
+ * a part of up to `spread` of it (default 0.025, HikariCP's 2.5 %; from 0 to 0.5, anything else a `PoolConfigError`): the parts are spread evenly
  * over the connections of a pool, from a random offset per pool, so connections opened together do not all expire
  * (and reconnect) together, and neither do pools started together. `spread: 0` expires each at exactly `maxAge`.
  *

@@ -844,4 +844,26 @@ describe("Pool defects", () => {
       20_000
     )
   })
+
+  describe("defect 20: a returned lease reached the connection's next borrower", () => {
+    it.scoped("invalidate and detach of a lease already returned fail with ReturnedTwice, and the next lending is untouched", () =>
+      Effect.gen(function*() {
+        const db = yield* Memory.make()
+        const pool = yield* Pool.make({ driver: db.driver, size: 1, maxOverflow: 0, policies: [] })
+        const first = yield* Pool.checkout(pool)
+        yield* Pool.checkin(pool, first)
+        // idle now: the returned lease must not reach it
+        const idle = yield* Effect.flip(Pool.invalidate(pool, first))
+        assert.strictEqual(idle.reason, "ReturnedTwice")
+        const second = yield* Pool.checkout(pool)
+        assert.strictEqual(second.connection, first.connection, "the same connection, lent again")
+        const invalidated = yield* Effect.flip(Pool.invalidate(pool, first))
+        const detached = yield* Effect.flip(Pool.detach(pool, first))
+        assert.deepStrictEqual([invalidated.reason, detached.reason], ["ReturnedTwice", "ReturnedTwice"])
+        const stats = yield* Pool.stats(pool)
+        assert.deepStrictEqual([stats.inUse, stats.detached, stats.closed], [1, 0, 0], "the second lending is intact")
+        yield* Pool.checkin(pool, second)
+        assert.strictEqual((yield* Pool.stats(pool)).inUse, 0)
+      }))
+  })
 })

@@ -382,9 +382,13 @@ const lookup = <C, E>(
   operation: string
 ): Effect.Effect<Item<C>, PoolUsageError> => {
   if (target instanceof LeaseImpl) {
-    return target.pool === pool && pool.items.has(target.item) ?
+    if (target.pool !== pool || !pool.items.has(target.item)) {
+      return Effect.fail(new PoolUsageError({ pool: pool.name, reason: "Foreign", operation }))
+    }
+    // a lease names one lending: once returned, it no longer reaches the connection (lent again, maybe, to another)
+    return target.token === target.item.token && target.item.borrowed ?
       Effect.succeed(target.item) :
-      Effect.fail(new PoolUsageError({ pool: pool.name, reason: "Foreign", operation }))
+      Effect.fail(new PoolUsageError({ pool: pool.name, reason: "ReturnedTwice", operation }))
   }
   const fiber = currentFiber()
   let found: Item<C> | undefined

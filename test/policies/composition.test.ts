@@ -211,6 +211,24 @@ describe("bad policy arguments", () => {
     }))
 })
 
+describe("duration arguments in their JSON forms", () => {
+  it.scoped("\"Infinity\" and \"1500\" build the policies they check as valid, without throwing", () =>
+    Effect.gen(function*() {
+      const db = yield* Memory.make()
+      const policies = [
+        Policy.recycle("Infinity"),
+        Policy.recycle("1500"),
+        Policy.idleTimeout("Infinity"),
+        Policy.prePing({ timeout: "1500" }),
+        Policy.resetOnReturn("rollback", { timeout: "1500" }),
+        Policy.keepalive("1500", { timeout: "1500" }),
+        Policy.leakDetection("1500")
+      ]
+      const pool = yield* Pool.make({ driver: db.driver, policies: policies as never })
+      assert.strictEqual((yield* Pool.use(pool, (c) => db.driver.query(c, "SELECT 1"))).length, 1)
+    }))
+})
+
 describe("Policy.defaults", () => {
   it.scoped("a pool with a driver and no policies gets recycle, pre-ping and a rollback on return", () =>
     Effect.gen(function*() {

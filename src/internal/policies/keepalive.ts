@@ -6,7 +6,7 @@ import type * as Policy from "../../Policy.js"
 import { ConnectionRejected } from "../../PoolError.js"
 import * as check from "./check.js"
 import { stateful } from "./make.js"
-import { millis, toSchedule } from "./upkeep.js"
+import { decode, millis, toSchedule } from "./upkeep.js"
 
 /** What `Effect.timeoutFail` fails a ping with when it gets no answer in time. */
 class PingTimeout {
@@ -46,7 +46,7 @@ export const keepalive = <C = never, E = never>(
   )
   if (problems.length > 0) return check.invalid("keepalive", problems)
   const every = toSchedule(schedule)
-  const timeout = Duration.decode(options?.timeout ?? "5 seconds")
+  const timeout = decode(options?.timeout ?? "5 seconds")
   const idleFor = millis(options?.idleFor ?? 0)
   const noAnswer = `keepalive: no answer within ${Duration.format(timeout)}`
   const isDue = (record: ConnectionRecord, now: number): boolean => now - quietSince(record) >= idleFor

@@ -3,7 +3,7 @@ import * as Effect from "effect/Effect"
 import type * as Policy from "../../Policy.js"
 import { ConnectionRejected } from "../../PoolError.js"
 import * as check from "./check.js"
-import { millis } from "./upkeep.js"
+import { decode, millis } from "./upkeep.js"
 
 /** What `Effect.timeoutFail` fails a ping with when it gets no answer in time. */
 class PingTimeout {
@@ -24,7 +24,7 @@ export const prePing = <C = never, E = never>(
       : check.duration("skipWithin", options.skipWithin, { infinite: false })
   )
   if (problems.length > 0) return check.invalid("prePing", problems)
-  const timeout = Duration.decode(options?.timeout ?? "5 seconds")
+  const timeout = decode(options?.timeout ?? "5 seconds")
   const skipWithin = millis(options?.skipWithin ?? "500 millis")
   const noAnswer = `prePing: no answer within ${Duration.format(timeout)}`
   return {

@@ -1,10 +1,12 @@
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
 import * as Schedule from "effect/Schedule"
 import type * as Policy from "../../Policy.js"
+import { readDuration } from "../config.js"
 
 /**
  * The timings of the policies: a `Schedule`, or a `Duration` as sugar for `Schedule.spaced`.
@@ -14,10 +16,19 @@ import type * as Policy from "../../Policy.js"
 export const toSchedule = <Out, In>(
   input: Schedule.Schedule<Out, In> | Duration.DurationInput
 ): Schedule.Schedule<unknown, In> =>
-  Schedule.isSchedule(input) ? input as Schedule.Schedule<unknown, In> : Schedule.spaced(Duration.decode(input))
+  Schedule.isSchedule(input) ? input as Schedule.Schedule<unknown, In> : Schedule.spaced(decode(input))
+
+/**
+ * A duration the argument checks (`check.duration`) accepted: every form they read (the JSON forms `"Infinity"` and
+ * `"1500"` too, which `Duration.decode` refuses), read the same way.
+ *
+ * @internal
+ */
+export const decode = (input: Duration.DurationInput): Duration.Duration =>
+  Either.getOrElse(readDuration(input), () => Duration.decode(input))
 
 /** @internal */
-export const millis = (input: Duration.DurationInput): number => Duration.toMillis(Duration.decode(input))
+export const millis = (input: Duration.DurationInput): number => Duration.toMillis(decode(input))
 
 /**
  * What a hook may ring to wake a `whenDue` loop early: something falls due at `at`, sooner than the loop may be
