@@ -96,6 +96,11 @@ export interface Driver<C, E = never> {
    * connection, from the step that hands it over, so the caller waits once: for the result. `done` must not throw.
    * Absent when the dialect cannot send a statement outside an Effect (the pool then runs `query`).
    */
+  /**
+   * What is wrong with the options the driver was made with (a negative timeout, a duration it cannot read): a pool
+   * made with it fails with one `PoolConfigError` listing them with the pool's own problems, nothing clamped.
+   */
+  readonly problems?: ReadonlyArray<string> | undefined
   start?(
     connection: C,
     sql: string,
@@ -123,6 +128,7 @@ export interface DriverOptions<C, E> {
   readonly isDisconnect?: ((error: unknown) => boolean) | undefined
   readonly busy?: ((connection: C) => unknown) | undefined
   readonly inTransaction?: ((connection: C) => boolean | undefined) | undefined
+  readonly problems?: ReadonlyArray<string> | undefined
   readonly start?:
     | ((
       connection: C,

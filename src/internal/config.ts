@@ -239,6 +239,11 @@ const checkSource = (get: (key: string) => unknown): Array<string> => {
   if (driver !== undefined && acquire !== undefined) problems.push("options: give either driver or acquire, not both")
   if (driver !== undefined && !(isDriver(driver) && typeof driver.connect === "function")) {
     problems.push(`driver: Expected a Driver (from Driver.make or a driver module), got ${show(driver)}`)
+  } else if (driver !== undefined) {
+    // a driver made with bad options (a negative timeout, a duration it cannot read) says so, as a policy does
+    for (const problem of (driver as { readonly problems?: ReadonlyArray<string> }).problems ?? []) {
+      problems.push(`driver (${(driver as { readonly dialect: string }).dialect}): ${problem}`)
+    }
   }
   if (acquire !== undefined && !Effect.isEffect(acquire)) {
     problems.push(`acquire: Expected an Effect that opens a connection in a Scope, got ${show(acquire)}`)

@@ -33,7 +33,8 @@ export const make = <C, E = never>(options: Driver.DriverOptions<C, E>): Driver.
     isDisconnect: options.isDisconnect ?? (() => false),
     ...(options.busy === undefined ? {} : { busy: options.busy }),
     ...(options.inTransaction === undefined ? {} : { inTransaction: options.inTransaction }),
-    ...(options.start === undefined ? {} : { start: options.start })
+    ...(options.start === undefined ? {} : { start: options.start }),
+    ...(options.problems === undefined || options.problems.length === 0 ? {} : { problems: options.problems })
   }
 }
 

@@ -17,6 +17,8 @@ import type * as Pg from "../Driver/Pg.js"
 import { PgDriver, PgError } from "../Driver/Pg.js"
 import * as driverInternal from "./driver.js"
 import { sendCancelRequest } from "./pgCancel.js"
+import * as checks from "./policies/check.js"
+import { decode } from "./policies/upkeep.js"
 
 type Operation = PgError["operation"]
 
@@ -139,6 +141,8 @@ interface Resolved {
   /** The client-side bound: `statementTimeout` plus `QUERY_TIMEOUT_GRACE`. */
   readonly queryTimeout: Duration.Duration | undefined
   readonly secrets: ReadonlyArray<string>
+  /** What is wrong with the options (`Driver.problems`). */
+  readonly problems: ReadonlyArray<string>
 }
 
 const millis = (duration: Duration.Duration): number => Math.max(1, Math.ceil(Duration.toMillis(duration)))
@@ -154,10 +158,20 @@ const resolve = (options: Pg.PgOptions | undefined): Resolved => {
     Redacted.isRedacted(options.password) ?
     Redacted.value(options.password) :
     options.password
-  const connectTimeout = options?.connectTimeout === undefined ? undefined : Duration.decode(options.connectTimeout)
-  const statementTimeout = options?.statementTimeout === undefined ?
-    undefined :
-    Duration.decode(options.statementTimeout)
+  const problems: Array<string> = []
+  /** A timeout of more than 0; a bad one is a problem (the pool refuses the driver), never clamped. */
+  const timeoutOf = (option: string, input: Duration.DurationInput | undefined): Duration.Duration | undefined => {
+    if (input === undefined) return undefined
+    const problem = checks.duration(option, input, { positive: true, infinite: false })
+    if (problem !== undefined) {
+      problems.push(problem)
+      return undefined
+    }
+    return decode(input)
+  }
+  const connectTimeout = timeoutOf("connectTimeout", options?.connectTimeout)
+  const statementTimeout = timeoutOf("statementTimeout", options?.statementTimeout)
+  const closeTimeout = timeoutOf("closeTimeout", options?.closeTimeout)
   const queryTimeout = statementTimeout === undefined ? undefined : Duration.sum(statementTimeout, QUERY_TIMEOUT_GRACE)
   const secrets: Array<string> = []
   if (password !== undefined) secrets.push(password)
@@ -191,11 +205,12 @@ const resolve = (options: Pg.PgOptions | undefined): Resolved => {
     applicationName: options?.applicationName,
     liveness: options?.liveness ?? "SELECT 1",
     connectTimeout,
-    closeTimeout: Duration.decode(options?.closeTimeout ?? "5 seconds"),
+    closeTimeout: closeTimeout ?? Duration.seconds(5),
     cancelTimeout: connectTimeout ?? Duration.seconds(5),
     statementTimeout,
     queryTimeout,
-    secrets
+    secrets,
+    problems
   }
 }
 
@@ -611,6 +626,7 @@ export const driver = (options?: Pg.PgOptions): Driver<Pg.PgConnection, PgError>
   const resolved = resolve(options)
   return driverInternal.make<Pg.PgConnection, PgError>({
     dialect: "postgresql",
+    problems: resolved.problems,
     connect: connect(resolved),
     query: (connection, sql, params) => run(connection, sql, params, "query", rowsOf),
     start: (connection, sql, params, done) => start(connection, sql, params, "query", rowsOf, undefined, done),
@@ -647,6 +663,15 @@ export const driver = (options?: Pg.PgOptions): Driver<Pg.PgConnection, PgError>
 export const check = (options?: Pg.PgOptions): Effect.Effect<void, PgError> =>
   Effect.suspend(() => {
     const resolved = resolve(options)
+    if (resolved.problems.length > 0) {
+      return Effect.fail(
+        new PgError({
+          reason: "ConnectFailed",
+          operation: "check",
+          detail: `bad options: ${resolved.problems.join("; ")}`
+        })
+      )
+    }
     const self = driver(options)
     const name = options?.applicationName ?? "effect-reservoir"
     const timeout = resolved.connectTimeout ?? Duration.seconds(10)

@@ -1,9 +1,13 @@
 import * as Config from "effect/Config"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import type { Driver } from "../Driver.js"
 import type { Policy } from "../Policy.js"
 import type * as PoolTypes from "../Pool.js"
 import { PoolConfigError } from "../PoolError.js"
+import * as poolConfig from "./config.js"
+import * as checks from "./policies/check.js"
 import { idleTimeout } from "./policies/idleTimeout.js"
 import { prePing } from "./policies/prePing.js"
 import { recycle } from "./policies/recycle.js"
@@ -69,6 +73,8 @@ const closingPolicies: ReadonlySet<string> = new Set(["recycle", "lifetime", "id
 export const split = <C, E>(
   config: PoolFields<C, E>,
   defaultName: string,
+  /** The driver the pool will have: its own problems and the pool's are listed with the client's, all at once. */
+  driver: Driver<C, E>,
   /** One connection only, kept open from the start, no default policies (SQLite's `:memory:`). */
   fixed?: { readonly size: number; readonly reason: string }
 ): Effect.Effect<
@@ -86,16 +92,19 @@ export const split = <C, E>(
       problems.push("minConnections: give the minimum either as minConnections or as pool.min")
     }
     if (fixed !== undefined) {
-      const size = config.maxConnections ?? own.size
+      // named as given: `maxConnections` when the caller used it, `size` otherwise (a null is given, and refused)
+      const sizeName = config.maxConnections !== undefined ? "maxConnections" : "size"
+      const size = config.maxConnections !== undefined ? config.maxConnections : own.size
       if (size !== undefined && size !== fixed.size) {
-        problems.push(`size: must be ${fixed.size} (${fixed.reason}), got ${size}`)
+        problems.push(`${sizeName}: must be ${fixed.size} (${fixed.reason}), got ${size}`)
       }
       if (own.maxOverflow !== undefined && own.maxOverflow !== 0) {
         problems.push(`maxOverflow: must be 0 (${fixed.reason}), got ${own.maxOverflow}`)
       }
-      const min = config.minConnections ?? own.min
+      const minName = config.minConnections !== undefined ? "minConnections" : "min"
+      const min = config.minConnections !== undefined ? config.minConnections : own.min
       if (min !== undefined && min !== fixed.size) {
-        problems.push(`min: must be ${fixed.size} (${fixed.reason}), got ${min}`)
+        problems.push(`${minName}: must be ${fixed.size} (${fixed.reason}), got ${min}`)
       }
       if (config.connectionTTL !== undefined) {
         problems.push(`connectionTTL: a recycled connection would take the database with it (${fixed.reason})`)
@@ -111,10 +120,17 @@ export const split = <C, E>(
         }
       }
     }
-    if (problems.length > 0) return Effect.fail(new PoolConfigError({ pool: name, problems }))
+    // the client's own durations are checked under their own names (not as the policies they become)
+    const ttl = config.connectionTTL === undefined ?
+      undefined :
+      checks.duration("connectionTTL", config.connectionTTL, { positive: true, infinite: true })
+    const idle = config.idleTimeout === undefined ?
+      undefined :
+      checks.duration("idleTimeout", config.idleTimeout, { positive: true, infinite: true })
+    if (fixed === undefined) problems.push(...[ttl, idle].filter((p): p is string => p !== undefined))
     const extra: Array<Policy<C, E, any>> = []
-    if (config.connectionTTL !== undefined) extra.push(recycle<C, E>(config.connectionTTL))
-    if (config.idleTimeout !== undefined) extra.push(idleTimeout<C, E>(config.idleTimeout))
+    if (config.connectionTTL !== undefined && ttl === undefined) extra.push(recycle<C, E>(config.connectionTTL))
+    if (config.idleTimeout !== undefined && idle === undefined) extra.push(idleTimeout<C, E>(config.idleTimeout))
     const policies: ReadonlyArray<Policy<C, E, any>> = own.policies !== undefined ?
       [...own.policies, ...extra] :
       fixed !== undefined ?
@@ -125,17 +141,33 @@ export const split = <C, E>(
         resetOnReturn<C, E>("rollback"),
         ...extra
       ]
-    return Effect.succeed({
-      pool: {
-        ...own,
-        name,
-        ...(fixed !== undefined ? { size: fixed.size, maxOverflow: 0, min: fixed.size } : {}),
-        ...(config.maxConnections !== undefined ? { size: config.maxConnections, maxOverflow: 0 } : {}),
-        ...(config.minConnections !== undefined ? { min: config.minConnections } : {}),
-        policies
-      }
-    })
+    const pool = {
+      ...own,
+      name,
+      ...(config.maxConnections !== undefined ? { size: config.maxConnections, maxOverflow: 0 } : {}),
+      ...(config.minConnections !== undefined ? { min: config.minConnections } : {}),
+      // last: what a `:memory:` database must have (a value that says otherwise is a problem listed above)
+      ...(fixed !== undefined ? { size: fixed.size, maxOverflow: 0, min: fixed.size } : {}),
+      policies
+    }
+    // the pool's own checks, now, so that every problem is listed in one error, under the name the caller gave
+    const decoded = poolConfig.decode({ ...pool, driver })
+    if (Either.isLeft(decoded)) problems.push(...decoded.left.problems.map((problem) => renamed(config, problem)))
+    return problems.length > 0 ?
+      Effect.fail(new PoolConfigError({ pool: name, problems: [...new Set(problems)] })) :
+      Effect.succeed({ pool })
   })
+
+/** A pool's problem under the client's name for the option, when the client's name was the one given. */
+const renamed = (config: PoolFields<any, any>, problem: string): string => {
+  if (config.maxConnections !== undefined && /^size( \+ maxOverflow)?:/.test(problem)) {
+    return problem.replace(/^size( \+ maxOverflow)?:/, "maxConnections:")
+  }
+  if (config.minConnections !== undefined && problem.startsWith("min:")) {
+    return `minConnections:${problem.slice("min:".length)}`
+  }
+  return problem
+}
 
 const optional = <A>(config: Config.Config<A>): Config.Config<A | undefined> =>
   Config.map(Config.option(config), (option) => option._tag === "Some" ? option.value : undefined)

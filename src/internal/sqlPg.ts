@@ -127,7 +127,6 @@ export const make = (
   config: SqlPg.PgClientConfig
 ): Effect.Effect<SqlPg.PgSqlClient, SqlError | PoolConfigError, Scope.Scope | Reactivity.Reactivity> =>
   Effect.gen(function*() {
-    const split = yield* sqlConfig.split<Pg.PgConnection, PgError>(config, "sql-pg")
     const driverOptions: Pg.PgOptions = {
       ...sqlConfig.driverFields(config),
       ...(config.username !== undefined && config.user === undefined ? { user: config.username } : {}),
@@ -142,6 +141,7 @@ export const make = (
         {})
     }
     const driver = Pg.driver(driverOptions)
+    const split = yield* sqlConfig.split<Pg.PgConnection, PgError>(config, "sql-pg", driver)
     const self = yield* pool.make({ ...split.pool, driver })
     // bad options fail first, all listed; then one round trip, so a wrong address or password fails here
     yield* Effect.mapError(

@@ -62,16 +62,17 @@ export const make = (
   config: SqlSqlite.SqliteClientConfig
 ): Effect.Effect<SqlSqlite.SqliteSqlClient, SqlError | PoolConfigError, Scope.Scope | Reactivity.Reactivity> =>
   Effect.gen(function*() {
-    const split = yield* sqlConfig.split<Sqlite.SqliteConnection, SqliteError>(
-      config,
-      "sql-sqlite",
-      isMemory(config.filename) ? { size: 1, reason: "a :memory: database is its one connection's own" } : undefined
-    )
     const driverOptions: Sqlite.SqliteOptions = {
       ...sqlConfig.driverFields(config),
       ...(config.disableWAL === true && config.journalMode === undefined ? { journalMode: "delete" } : {})
     }
     const driver = Sqlite.driver(driverOptions)
+    const split = yield* sqlConfig.split<Sqlite.SqliteConnection, SqliteError>(
+      config,
+      "sql-sqlite",
+      driver,
+      isMemory(config.filename) ? { size: 1, reason: "a :memory: database is its one connection's own" } : undefined
+    )
     const self = yield* pool.make({ ...split.pool, driver })
     // bad options fail first, all listed; then one round trip, so a wrong address or password fails here
     yield* Effect.mapError(

@@ -16,6 +16,8 @@ import type { Driver } from "../Driver.js"
 import type * as Sqlite from "../Driver/Sqlite.js"
 import { SqliteDriver, SqliteError } from "../Driver/Sqlite.js"
 import * as driverInternal from "./driver.js"
+import * as checks from "./policies/check.js"
+import { decode } from "./policies/upkeep.js"
 
 type Operation = SqliteError["operation"]
 
@@ -141,7 +143,7 @@ class Connection implements Sqlite.SqliteConnection {
 }
 
 const open = (options: Sqlite.SqliteOptions): Connection => {
-  const busyTimeout = Duration.decode(options.busyTimeout ?? "5 seconds")
+  const busyTimeout = decode(options.busyTimeout ?? "5 seconds")
   const database = new Database(options.filename, {
     timeout: Math.max(0, Math.round(Duration.toMillis(busyTimeout))),
     readonly: options.readonly ?? false,
@@ -289,12 +291,21 @@ export const stream = (
 const inTransaction = (connection: Sqlite.SqliteConnection): boolean | undefined =>
   connection.database.open ? connection.database.inTransaction : undefined
 
+/** What is wrong with the options (`Driver.problems`): a busy timeout that is negative or not a duration. */
+const problemsOf = (options: Sqlite.SqliteOptions): ReadonlyArray<string> => {
+  const problem = options.busyTimeout === undefined ?
+    undefined :
+    checks.duration("busyTimeout", options.busyTimeout, { infinite: false })
+  return problem === undefined ? [] : [problem]
+}
+
 /** @internal */
 export const driver = (options: Sqlite.SqliteOptions): Driver<Sqlite.SqliteConnection, SqliteError> => {
   const liveness = options.liveness ?? "SELECT 1"
   const begin = `BEGIN ${(options.beginMode ?? "immediate").toUpperCase()}`
   return driverInternal.make<Sqlite.SqliteConnection, SqliteError>({
     dialect: "sqlite",
+    problems: problemsOf(options),
     connect: () => connect(options),
     query: (connection, sql, params) => run(connection, sql, params, "query"),
     ping: (connection) => Effect.asVoid(run(connection, liveness, undefined, "ping")),
@@ -315,6 +326,15 @@ export const driver = (options: Sqlite.SqliteOptions): Driver<Sqlite.SqliteConne
 export const check = (options: Sqlite.SqliteOptions): Effect.Effect<void, SqliteError> =>
   Effect.suspend(() => {
     const self = driver(options)
+    if (self.problems !== undefined && self.problems.length > 0) {
+      return Effect.fail(
+        new SqliteError({
+          reason: "ConnectFailed",
+          operation: "connect",
+          detail: `bad options: ${self.problems.join("; ")}`
+        })
+      )
+    }
     return Effect.scoped(
       Effect.flatMap(
         self.connect({ record: standalone("effect-reservoir"), poolName: "effect-reservoir", invalidate: () => {} }),

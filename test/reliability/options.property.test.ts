@@ -507,11 +507,13 @@ const clientLines = (c: SqlCase): ReadonlyArray<Expected> => {
   if (given(c.maxConnections) && given(c.poolSize)) lines.push({ owner: "maxConnections", mention: "either" })
   if (given(c.minConnections) && given(c.poolMin)) lines.push({ owner: "minConnections", mention: "either" })
   if (c.memory) {
-    // the client reads `maxConnections ?? pool.size`, so a null falls through to the other
-    const size = valueOf(c.maxConnections) ?? valueOf(c.poolSize)
-    if (size !== undefined && size !== 1) lines.push({ owner: "size", mention: "must be 1" })
-    const min = valueOf(c.minConnections) ?? valueOf(c.poolMin)
-    if (min !== undefined && min !== 1) lines.push({ owner: "min", mention: "must be 1" })
+    // named as given: the client's name when the caller used it (a null is given, and refused)
+    const size = given(c.maxConnections) ? valueOf(c.maxConnections) : valueOf(c.poolSize)
+    const sizeOwner = given(c.maxConnections) ? "maxConnections" : "size"
+    if (size !== undefined && size !== 1) lines.push({ owner: sizeOwner, mention: "must be 1" })
+    const min = given(c.minConnections) ? valueOf(c.minConnections) : valueOf(c.poolMin)
+    const minOwner = given(c.minConnections) ? "minConnections" : "min"
+    if (min !== undefined && min !== 1) lines.push({ owner: minOwner, mention: "must be 1" })
     if (given(c.connectionTTL)) lines.push({ owner: "connectionTTL", mention: "database" })
     if (given(c.idleTimeout)) lines.push({ owner: "idleTimeout", mention: "database" })
   }
@@ -519,34 +521,31 @@ const clientLines = (c: SqlCase): ReadonlyArray<Expected> => {
 }
 
 /**
- * The pool's lines for a client whose own checks pass. The client's names reach the pool as the pool's options, and
- * the pool's line names the pool's option: `maxConnections` → `size`, `minConnections` → `min`, `connectionTTL` →
- * the `recycle` policy's `maxAge`, `idleTimeout` → the `idleTimeout` policy's `timeout` (reported in the run's notes).
+ * The pool's lines, listed with the client's in the same error. A line names the option as the caller gave it:
+ * `maxConnections` / `minConnections` when those were given (the pool's `size` / `min` otherwise), `connectionTTL`
+ * and `idleTimeout` under their own names (not as the policies they become).
  */
 const poolLines = (c: SqlCase): ReadonlyArray<Expected> => {
   const lines: Array<Expected> = []
   const sizeField = given(c.maxConnections) ? c.maxConnections : c.poolSize
   const minField = given(c.minConnections) ? c.minConnections : c.poolMin
+  const sizeOwner = given(c.maxConnections) ? "maxConnections" : "size"
+  const minOwner = given(c.minConnections) ? "minConnections" : "min"
   if (!c.memory) {
-    if (sizeField._tag === "Invalid") lines.push({ owner: "size", mention: "size" })
-    if (minField._tag === "Invalid") lines.push({ owner: "min", mention: "min" })
+    if (sizeField._tag === "Invalid") lines.push({ owner: sizeOwner, mention: sizeOwner })
+    if (minField._tag === "Invalid") lines.push({ owner: minOwner, mention: minOwner })
     const size = sizeField._tag === "Absent" ? 5 : sizeField._tag === "Valid" ? (sizeField.shown as number) : undefined
     const min = minField._tag === "Absent" ? 0 : minField._tag === "Valid" ? (minField.shown as number) : undefined
-    if (size !== undefined && min !== undefined && min > size) lines.push({ owner: "min", mention: "at most size" })
-    if (c.connectionTTL._tag === "Invalid") lines.push({ owner: "policies[0]", mention: "recycle: maxAge" })
-    if (c.idleTimeout._tag === "Invalid") lines.push({ owner: "policies[0]", mention: "idleTimeout: timeout" })
-  }
-  if (c.memory) {
-    // a null the client's own check let through (see `clientLines`) reaches the pool, which refuses it
-    if (valueOf(c.maxConnections) === null) lines.push({ owner: "size", mention: "size" })
-    if (valueOf(c.minConnections) === null) lines.push({ owner: "min", mention: "min" })
+    if (size !== undefined && min !== undefined && min > size) lines.push({ owner: minOwner, mention: "at most size" })
+    if (c.connectionTTL._tag === "Invalid") lines.push({ owner: "connectionTTL", mention: "connectionTTL" })
+    if (c.idleTimeout._tag === "Invalid") lines.push({ owner: "idleTimeout", mention: "idleTimeout" })
   }
   if (c.poolTimeout._tag === "Invalid") lines.push({ owner: "timeout", mention: "timeout" })
   return lines
 }
 
-/** The client's checks and the pool's are not both expected to fail: a client line stops before the pool's (see notes). */
-const sqlCases = sqlCase.filter((c) => clientLines(c).length === 0 || poolLines(c).length === 0)
+/** Every case: the client's checks and the pool's are listed together, in one error. */
+const sqlCases = sqlCase
 
 const sqlTally = { built: 0, refused: 0 }
 
@@ -570,8 +569,8 @@ describe("reliability: bad SqlClient options (SQLite)", () => {
         if (given(c.poolMin)) own.min = (c.poolMin as { value: unknown }).value
         if (given(c.poolTimeout)) own.timeout = (c.poolTimeout as { value: unknown }).value
         config.pool = own
-        const client = clientLines(c)
-        const expected = client.length > 0 ? client : poolLines(c)
+        // every problem at once: the client's and the pool's in one error
+        const expected = [...clientLines(c), ...poolLines(c)]
         const exit = yield* Effect.exit(
           Effect.scoped(Effect.gen(function*() {
             const sql = yield* SqlSqlite.make(config as unknown as SqlSqlite.SqliteClientConfig)
