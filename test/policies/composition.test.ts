@@ -216,13 +216,13 @@ describe("duration arguments in their JSON forms", () => {
     Effect.gen(function*() {
       const db = yield* Memory.make()
       const policies = [
-        Policy.recycle("Infinity"),
-        Policy.recycle("1500"),
-        Policy.idleTimeout("Infinity"),
-        Policy.prePing({ timeout: "1500" }),
-        Policy.resetOnReturn("rollback", { timeout: "1500" }),
-        Policy.keepalive("1500", { timeout: "1500" }),
-        Policy.leakDetection("1500")
+        Policy.recycle("Infinity" as never),
+        Policy.recycle("1500" as never),
+        Policy.idleTimeout("Infinity" as never),
+        Policy.prePing({ timeout: "1500" as never }),
+        Policy.resetOnReturn("rollback", { timeout: "1500" as never }),
+        Policy.keepalive("1500" as never, { timeout: "1500" as never }),
+        Policy.leakDetection("1500" as never)
       ]
       const pool = yield* Pool.make({ driver: db.driver, policies: policies as never })
       assert.strictEqual((yield* Pool.use(pool, (c) => db.driver.query(c, "SELECT 1"))).length, 1)
