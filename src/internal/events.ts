@@ -159,24 +159,30 @@ export class Feed<C> {
         this.turn = me
         return Effect.ensuring(restore(this.deliverCheckout(event, before)), this.drain)
       }
+      // queued here, in the uninterruptible part, and taken off by the finalizer below: an `Effect.async` canceler
+      // would not do, since an interruption that lands between the async's registration and its canceler's
+      // installation (the fiber can yield there) skips the canceler, and the entry left queued would later hand the
+      // turn to a fiber that has ended, which would never give it up
       let granted = false
+      let wake: ((effect: Effect.Effect<void>) => void) | undefined
+      const entry = () => {
+        granted = true
+        this.turn = me
+        if (wake !== undefined) wake(Effect.void)
+      }
+      this.checkoutsWaiting.push(entry)
       const wait = Effect.async<void>((resume) => {
-        const entry = () => {
-          granted = true
-          this.turn = me
-          resume(Effect.void)
-        }
-        // the turn may have been given up since this checkout found it taken (the fiber can yield in between)
-        if (this.turn === undefined) return entry()
-        this.checkoutsWaiting.push(entry)
-        return Effect.sync(() => {
-          const index = this.checkoutsWaiting.indexOf(entry)
-          if (index >= 0) this.checkoutsWaiting.splice(index, 1)
-        })
+        if (granted) return resume(Effect.void)
+        wake = resume
       })
       return Effect.ensuring(
         restore(Effect.zipRight(wait, this.deliverCheckout(event, before))),
-        Effect.suspend(() => granted ? this.drain : Effect.void)
+        Effect.suspend(() => {
+          if (granted) return this.drain
+          const index = this.checkoutsWaiting.indexOf(entry)
+          if (index >= 0) this.checkoutsWaiting.splice(index, 1)
+          return Effect.void
+        })
       )
     })
   }

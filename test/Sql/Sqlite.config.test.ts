@@ -29,7 +29,7 @@ describe("Sql/Sqlite options", () => {
       }))
       assert.instanceOf(error, PoolConfigError)
       const problems = (error as PoolConfigError).problems.join("\n")
-      assert.include(problems, "size: must be 1")
+      assert.include(problems, "maxConnections: must be 1")
       assert.include(problems, "connectionTTL")
       assert.include(problems, "maxUses closes connections")
     }))
