@@ -35,7 +35,8 @@ export interface ConnectContext {
   readonly poolName: string
   /**
    * Tells the pool that this connection died outside of any Effect (for example node-postgres's `error` event on an
-   * idle client). The pool invalidates the connection: it is closed at once when idle, or on return when lent.
+   * idle client). The pool invalidates the connection: it is closed at once, idle or lent (a borrower's work on it fails
+   * with the loss, and its return then only checks in).
    * Calling it more than once, or after the connection is closed, does nothing.
    */
   readonly invalidate: (cause: unknown) => void

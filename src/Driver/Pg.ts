@@ -5,7 +5,7 @@
  * - The session's `application_name` is the pool's name unless `applicationName` is given, so the server's
  *   `pg_stat_activity` tells which pool holds which session.
  * - A connection's `error` event (node-postgres's classic crash of an idle client whose backend died) never reaches
- *   the process: it tells the pool, which invalidates the connection (closed at once when idle, on return when lent).
+ *   the process: it tells the pool, which invalidates the connection (closed at once, idle or lent).
  * - `connect` can be interrupted at any time (a pool's `connectTimeout`, a checkout's deadline): a connect cut short
  *   destroys its socket at once (no graceful end that a silent server could hold half-open), so no session or socket
  *   leaks. A graceful close waits at most `closeTimeout` for the server's goodbye, then drops the socket.
