@@ -159,28 +159,33 @@ export class Feed<C> {
         this.turn = me
         return Effect.ensuring(restore(this.deliverCheckout(event, before)), this.drain)
       }
-      // queued here, in the uninterruptible part, and taken off by the finalizer below: an `Effect.async` canceler
-      // would not do, since an interruption that lands between the async's registration and its canceler's
-      // installation (the fiber can yield there) skips the canceler, and the entry left queued would later hand the
-      // turn to a fiber that has ended, which would never give it up
       let granted = false
-      let wake: ((effect: Effect.Effect<void>) => void) | undefined
-      const entry = () => {
-        granted = true
-        this.turn = me
-        if (wake !== undefined) wake(Effect.void)
+      let entry: (() => void) | undefined
+      /** Takes this checkout out of the queue: it leaves without the turn. */
+      const leave = () => {
+        if (entry === undefined) return
+        const index = this.checkoutsWaiting.indexOf(entry)
+        if (index >= 0) this.checkoutsWaiting.splice(index, 1)
       }
-      this.checkoutsWaiting.push(entry)
       const wait = Effect.async<void>((resume) => {
-        if (granted) return resume(Effect.void)
-        wake = resume
+        entry = () => {
+          granted = true
+          this.turn = me
+          resume(Effect.void)
+        }
+        // the turn may have been given up since this checkout found it taken (the fiber can yield in between)
+        if (this.turn === undefined) return entry()
+        this.checkoutsWaiting.push(entry)
+        return Effect.sync(leave)
       })
       return Effect.ensuring(
         restore(Effect.zipRight(wait, this.deliverCheckout(event, before))),
+        // the canceler alone would not do: an interruption that lands between the async's registration and the
+        // installation of its canceler (the fiber can yield there) skips it, and the entry left queued would later
+        // hand the turn to a fiber that has ended, which would never give it up
         Effect.suspend(() => {
           if (granted) return this.drain
-          const index = this.checkoutsWaiting.indexOf(entry)
-          if (index >= 0) this.checkoutsWaiting.splice(index, 1)
+          leave()
           return Effect.void
         })
       )
