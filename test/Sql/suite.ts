@@ -31,8 +31,7 @@ import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import * as v8 from "node:v8"
-import * as vm from "node:vm"
+import { gc } from "../utils/heap.js"
 
 /** The statement compiler a client uses. */
 export type Dialect = "pg" | "sqlite"
@@ -108,19 +107,6 @@ export interface ClientUnderTest<ROut, R> {
   /** Required when `dialect` is "pg". */
   readonly pg?: PgCases<R> | undefined
 }
-
-/** `global.gc`: from `--expose-gc` when the process has it, else exposed at run time; `undefined` if neither works. */
-const gc: (() => void) | undefined = (() => {
-  const existing = (globalThis as { gc?: unknown }).gc
-  if (typeof existing === "function") return existing as () => void
-  try {
-    v8.setFlagsFromString("--expose-gc")
-    const exposed: unknown = vm.runInNewContext("gc")
-    return typeof exposed === "function" ? (exposed as () => void) : undefined
-  } catch {
-    return undefined
-  }
-})()
 
 /** The heap after a full collection (or as it is, without `gc`). */
 const heapUsed = (): number => {

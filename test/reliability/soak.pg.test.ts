@@ -28,14 +28,13 @@ import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import * as Scope from "effect/Scope"
-import * as v8 from "node:v8"
-import * as vm from "node:vm"
 import * as Pg from "../../src/Driver/Pg.js"
 import * as Pool from "../../src/Pool.js"
 import { isPoolError } from "../../src/PoolError.js"
 import * as SqlPg from "../../src/Sql/Pg.js"
 import { uniqueName } from "../Driver/conformance.js"
 import * as FaultProxy from "../utils/faultProxy.js"
+import { gc } from "../utils/heap.js"
 import { layer as postgresLayer, Postgres, type PostgresServer } from "../utils/postgres.js"
 
 const envSeconds = Number(process.env["SOAK_SECONDS"] ?? "")
@@ -52,19 +51,6 @@ const ACCOUNTS_TABLE = "soak_accounts"
 const LEDGER_TABLE = "soak_ledger"
 const STATEMENT_TIMEOUT = "5 seconds"
 const POOL_OPTIONS = { size: 5, maxOverflow: 5, timeout: "10 seconds" } as const
-
-/** `global.gc`: from `--expose-gc` when the process has it, else exposed at run time (as `test/Sql/suite.ts`). */
-const gc: (() => void) | undefined = (() => {
-  const existing = (globalThis as { gc?: unknown }).gc
-  if (typeof existing === "function") return existing as () => void
-  try {
-    v8.setFlagsFromString("--expose-gc")
-    const exposed: unknown = vm.runInNewContext("gc")
-    return typeof exposed === "function" ? (exposed as () => void) : undefined
-  } catch {
-    return undefined
-  }
-})()
 
 const heapUsed = (): number => {
   gc!()

@@ -11,11 +11,10 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Effect, Exit, Fiber, Option } from "effect"
-import * as v8 from "node:v8"
-import * as vm from "node:vm"
 import * as Memory from "../../src/Driver/Memory.js"
 import * as Pool from "../../src/Pool.js"
 import { PoolTimeoutError } from "../../src/PoolError.js"
+import { gc } from "../utils/heap.js"
 import { uniqueName } from "../utils/pool.js"
 
 const WAITERS = Number(process.env.WAITERS ?? 100_000)
@@ -28,19 +27,6 @@ const TIMEOUT_MILLIS = 2000
 const LATE_MARGIN_MILLIS = 8000
 /** The heap after the run may exceed the one before by this (JIT code, metric maps, allocator slack). */
 const HEAP_BOUND_BYTES = 8 * 1024 * 1024
-
-/** `global.gc`: from `--expose-gc` when the process has it, else exposed at run time (as in `test/Sql/suite.ts`). */
-const gc: (() => void) | undefined = (() => {
-  const existing = (globalThis as { gc?: unknown }).gc
-  if (typeof existing === "function") return existing as () => void
-  try {
-    v8.setFlagsFromString("--expose-gc")
-    const exposed: unknown = vm.runInNewContext("gc")
-    return typeof exposed === "function" ? (exposed as () => void) : undefined
-  } catch {
-    return undefined
-  }
-})()
 
 /** The heap after full collections, given a moment for finalizers in between. */
 const heapUsed: Effect.Effect<number> = Effect.gen(function*() {
