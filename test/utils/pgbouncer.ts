@@ -19,11 +19,10 @@ import type * as Scope from "effect/Scope"
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import { rmSync } from "node:fs"
 import * as fs from "node:fs/promises"
-import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import pg from "pg"
-import { Postgres } from "./postgres.js"
+import { freeLoopbackPort, Postgres } from "./postgres.js"
 
 /** Where Debian's `pgbouncer` package puts the binary. */
 export const BINARY = process.env["PGBOUNCER_BIN"] ?? "/usr/sbin/pgbouncer"
@@ -128,16 +127,7 @@ const osUser = Effect.try({
     )
 })
 
-const freePort = Effect.async<number, PgBouncerHarnessError>((resume) => {
-  const server = net.createServer()
-  server.unref()
-  server.on("error", (error) => resume(Effect.fail(fail("no free loopback port", error))))
-  server.listen(0, "127.0.0.1", () => {
-    const address = server.address()
-    const port = typeof address === "object" && address !== null ? address.port : 0
-    server.close(() => resume(Effect.succeed(port)))
-  })
-})
+const freePort = Effect.tryPromise({ try: freeLoopbackPort, catch: (error) => fail("no free loopback port", error) })
 
 /** One statement on a fresh client, closed afterwards. */
 const clientQuery = (config: pg.ClientConfig, sql: string) =>

@@ -204,16 +204,20 @@ const checkBinaries = Effect.tryPromise({
     )
 })
 
-const freePort = Effect.async<number, PostgresHarnessError>((resume) => {
-  const server = net.createServer()
-  server.unref()
-  server.on("error", (error) => resume(Effect.fail(fail("no free loopback port", error))))
-  server.listen(0, "127.0.0.1", () => {
-    const address = server.address()
-    const port = typeof address === "object" && address !== null ? address.port : 0
-    server.close(() => resume(Effect.succeed(port)))
+/** A loopback port free now: one the system hands out for a listener closed at once (the harnesses' ports). */
+export const freeLoopbackPort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const server = net.createServer()
+    server.unref()
+    server.on("error", reject)
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address()
+      const port = typeof address === "object" && address !== null ? address.port : 0
+      server.close(() => resolve(port))
+    })
   })
-})
+
+const freePort = Effect.tryPromise({ try: freeLoopbackPort, catch: (error) => fail("no free loopback port", error) })
 
 const adminQuery = (config: pg.ClientConfig, sql: string, params?: ReadonlyArray<unknown>) =>
   Effect.acquireUseRelease(
