@@ -19,25 +19,13 @@ import { settle as settleDefault, uniqueName } from "./utils/pool.js"
 
 const runs = (byDefault: number): number => Number(process.env.PROP_RUNS ?? byDefault)
 
-/** Dies after `millis` of real time (a timer outside the TestClock), naming the scenario. */
-const hangsAfter = (millis: number, s: unknown): Effect.Effect<never> =>
-  Effect.async<never>((resume) => {
-    const timer = setTimeout(
-      () => resume(Effect.die(new Error(`the scenario hangs: ${JSON.stringify(s)}`))),
-      millis
-    )
-    return Effect.sync(() => clearTimeout(timer))
-  })
-
 describe("Pool properties", () => {
   it.effect.prop(
     "keeps I1–I12 and the event law under random policies, listeners, faults, interruptions and yield budgets",
     [scenario],
-    // a scenario that hangs (a fiber waiting on what never comes, whatever the TestClock does) fails after 20 s of
-    // real time with its counterexample, rather than leaving the test to time out with nothing said
-    ([s]) => Effect.raceFirst(Effect.disconnect(run(s)), hangsAfter(20_000, s)),
+    ([s]) => run(s),
     // a run of 1,000 (PROP_RUNS=1000) takes about two minutes here: the time limit grows with the runs
-    { fastCheck: { numRuns: runs(150), endOnFailure: true }, timeout: 60_000 + runs(150) * 300 }
+    { fastCheck: { numRuns: runs(150) }, timeout: 60_000 + runs(150) * 300 }
   )
 
   // found by the property above: a failed connect handed its (finished) task to the next waiter as that one was
