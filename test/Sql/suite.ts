@@ -175,6 +175,21 @@ export const suite = <ROut, R>(
 
   const ids = (table: string) => Effect.map(people(table), (rows) => rows.map((row) => row.id))
 
+  /** A transaction that has inserted row 1 and stays open until `release` is completed. */
+  const openTransaction = Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const table = yield* peopleTable("outside")
+    const inserted = yield* Deferred.make<void>()
+    const release = yield* Deferred.make<void>()
+    const transaction = yield* Effect.fork(sql.withTransaction(Effect.gen(function*() {
+      yield* sql`INSERT INTO ${sql(table)} ${sql.insert({ id: 1, name: "one" })}`
+      yield* Deferred.succeed(inserted, undefined)
+      yield* Deferred.await(release)
+    })))
+    yield* Deferred.await(inserted)
+    return { release, table, transaction }
+  })
+
   const tableExists = (name: string) =>
     Effect.flatMap(SqlClient.SqlClient, (sql) =>
       Effect.map(
@@ -441,16 +456,7 @@ export const suite = <ROut, R>(
           "one connection: a statement outside an open transaction waits for it to end, then sees its rows",
           () =>
             Effect.gen(function*() {
-              const sql = yield* SqlClient.SqlClient
-              const table = yield* peopleTable("outside")
-              const inserted = yield* Deferred.make<void>()
-              const release = yield* Deferred.make<void>()
-              const transaction = yield* Effect.fork(sql.withTransaction(Effect.gen(function*() {
-                yield* sql`INSERT INTO ${sql(table)} ${sql.insert({ id: 1, name: "one" })}`
-                yield* Deferred.succeed(inserted, undefined)
-                yield* Deferred.await(release)
-              })))
-              yield* Deferred.await(inserted)
+              const { release, table, transaction } = yield* openTransaction
               const outside = yield* Effect.fork(ids(table))
               yield* Effect.sleep("100 millis")
               assert.isTrue(Option.isNone(yield* Fiber.poll(outside)), "the outside statement waits")
@@ -462,16 +468,7 @@ export const suite = <ROut, R>(
       } else {
         it.effect("a statement outside an open transaction runs at once and does not see its uncommitted rows", () =>
           Effect.gen(function*() {
-            const sql = yield* SqlClient.SqlClient
-            const table = yield* peopleTable("outside")
-            const inserted = yield* Deferred.make<void>()
-            const release = yield* Deferred.make<void>()
-            const transaction = yield* Effect.fork(sql.withTransaction(Effect.gen(function*() {
-              yield* sql`INSERT INTO ${sql(table)} ${sql.insert({ id: 1, name: "one" })}`
-              yield* Deferred.succeed(inserted, undefined)
-              yield* Deferred.await(release)
-            })))
-            yield* Deferred.await(inserted)
+            const { release, table, transaction } = yield* openTransaction
             assert.deepStrictEqual(yield* ids(table), [])
             yield* Deferred.succeed(release, undefined)
             yield* Fiber.join(transaction)
