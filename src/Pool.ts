@@ -101,6 +101,19 @@ export type Options<C, E> =
   )
 
 /**
+ * A pool's options with its driver named by the driver layer's Tag (such as `Pg.PgDriver` or `Sqlite.SqliteDriver`)
+ * instead of given as a value: the pool, or its layer, then requires that service, and is built over whatever layer
+ * provides it (`Pg.layerConfig()`, `Sqlite.layer(...)`, a replica's Tag) without a hand-written `Layer.scoped`.
+ *
+ * @since 0.5.0
+ * @category models
+ */
+export type OptionsFromTag<C, E, R> =
+  & BaseOptions
+  & { readonly policies?: ReadonlyArray<Policy<NoInfer<C>, NoInfer<E>, any>> | undefined }
+  & { readonly driver: Context.Tag<R, Driver<C, E>> }
+
+/**
  * The serialisable part of the options as a `Schema`: it decodes from JSON (times as milliseconds or strings such
  * as `"30 seconds"`) and encodes back. `config` returns a pool's configuration in this form.
  *
@@ -192,19 +205,38 @@ export interface CheckinOptions {
  * @since 0.1.0
  * @category constructors
  */
-export const make: <C, E>(options: Options<C, E>) => Effect.Effect<Pool<C, E>, PoolConfigError, Scope.Scope> =
-  internal.make
+export const make: {
+  <C, E>(options: Options<C, E>): Effect.Effect<Pool<C, E>, PoolConfigError, Scope.Scope>
+  <C, E, R>(options: OptionsFromTag<C, E, R>): Effect.Effect<Pool<C, E>, PoolConfigError, Scope.Scope | R>
+} = internal.makeFrom
 
 /**
  * The PoolLayer: a pool provided under the caller's Tag, so a program can hold several (a primary and a replica).
+ * The driver is a value, or the Tag of a driver layer: the PoolLayer then requires it, and `Layer.provide` puts it
+ * over `Pg.layerConfig()` (or any layer of that Tag) directly.
+ *
+ * @example
+ * ```ts
+ * import { Context, Effect, Layer } from "effect"
+ * import * as Pg from "effect-reservoir/Driver/Pg"
+ * import * as Pool from "effect-reservoir/Pool"
+ *
+ * class Db extends Context.Tag("app/Db")<Db, Pool.Pool<Pg.PgConnection, Pg.PgError>>() {}
+ *
+ * // DATABASE_URL=postgres://app:secret@db:5432/app
+ * const DbLive = Pool.layer(Db, { driver: Pg.PgDriver, size: 10 }).pipe(Layer.provide(Pg.layerConfig()))
+ *
+ * const program = Effect.flatMap(Db, (db) => Pool.query(db, "SELECT 1 AS one"))
+ * Effect.runPromise(program.pipe(Effect.provide(DbLive)))
+ * ```
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer: <I, C, E>(
-  tag: Context.Tag<I, Pool<C, E>>,
-  options: Options<C, E>
-) => Layer.Layer<I, PoolConfigError> = internal.layer
+export const layer: {
+  <I, C, E>(tag: Context.Tag<I, Pool<C, E>>, options: Options<C, E>): Layer.Layer<I, PoolConfigError>
+  <I, C, E, R>(tag: Context.Tag<I, Pool<C, E>>, options: OptionsFromTag<C, E, R>): Layer.Layer<I, PoolConfigError, R>
+} = internal.layer as any
 
 /**
  * The PoolLayer with its options read through Effect's `Config` (environment variables by default), in the
@@ -225,19 +257,32 @@ export const layer: <I, C, E>(
  * @since 0.1.0
  * @category layers
  */
-export const layerConfig = <I, C, E>(
+export const layerConfig: {
+  <I, C, E>(
+    tag: Context.Tag<I, Pool<C, E>>,
+    driver: Driver<C, E>,
+    options: Config.Config.Wrap<Partial<PoolConfigEncoded>>,
+    extra?: { readonly policies?: ReadonlyArray<Policy<NoInfer<C>, NoInfer<E>, any>> | undefined }
+  ): Layer.Layer<I, PoolConfigError | ConfigError.ConfigError>
+  <I, C, E, R>(
+    tag: Context.Tag<I, Pool<C, E>>,
+    driver: Context.Tag<R, Driver<C, E>>,
+    options: Config.Config.Wrap<Partial<PoolConfigEncoded>>,
+    extra?: { readonly policies?: ReadonlyArray<Policy<NoInfer<C>, NoInfer<E>, any>> | undefined }
+  ): Layer.Layer<I, PoolConfigError | ConfigError.ConfigError, R>
+} = (<I, C, E, R>(
   tag: Context.Tag<I, Pool<C, E>>,
-  driver: Driver<C, E>,
+  driver: Driver<C, E> | Context.Tag<R, Driver<C, E>>,
   options: Config.Config.Wrap<Partial<PoolConfigEncoded>>,
   extra?: { readonly policies?: ReadonlyArray<Policy<NoInfer<C>, NoInfer<E>, any>> | undefined }
-): Layer.Layer<I, PoolConfigError | ConfigError.ConfigError> =>
+): Layer.Layer<I, PoolConfigError | ConfigError.ConfigError, R> =>
   Layer.scoped(
     tag,
     Effect.flatMap(
       Config.unwrap(options),
-      (values) => internal.make({ ...(values as BaseOptions), driver, policies: extra?.policies })
+      (values) => internal.makeFrom<C, E, R>({ ...(values as BaseOptions), driver, policies: extra?.policies } as any)
     )
-  )
+  )) as any
 
 /**
  * Checks out a connection for the life of the current scope; it is returned when the scope closes. `timeout`

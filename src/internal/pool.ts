@@ -1,5 +1,5 @@
 import * as Cause from "effect/Cause"
-import type * as Context from "effect/Context"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -117,11 +117,31 @@ export const make = <C, E>(
     return pool
   }))
 
+/**
+ * The options with a driver named by its Tag replaced by the driver the context holds; other options unchanged.
+ *
+ * @internal
+ */
+export const resolveDriver = <C, E, R>(
+  options: PoolTypes.Options<C, E> | PoolTypes.OptionsFromTag<C, E, R>
+): Effect.Effect<PoolTypes.Options<C, E>, never, R> => {
+  if ("driver" in options && Context.isTag(options.driver)) {
+    const tag = options.driver as Context.Tag<R, PoolTypes.Pool<C, E>["driver"]>
+    return Effect.map(tag, (driver) => ({ ...options, driver }) as PoolTypes.Options<C, E>)
+  }
+  return Effect.succeed(options as PoolTypes.Options<C, E>)
+}
+
 /** @internal */
-export const layer = <I, C, E>(
+export const makeFrom = <C, E, R>(
+  options: PoolTypes.Options<C, E> | PoolTypes.OptionsFromTag<C, E, R>
+): Effect.Effect<PoolTypes.Pool<C, E>, PoolConfigError, Scope.Scope | R> => Effect.flatMap(resolveDriver(options), make)
+
+/** @internal */
+export const layer = <I, C, E, R>(
   tag: Context.Tag<I, PoolTypes.Pool<C, E>>,
-  options: PoolTypes.Options<C, E>
-): Layer.Layer<I, PoolConfigError> => Layer.scoped(tag, make(options))
+  options: PoolTypes.Options<C, E> | PoolTypes.OptionsFromTag<C, E, R>
+): Layer.Layer<I, PoolConfigError, R> => Layer.scoped(tag, makeFrom(options))
 
 const timeoutOf = <C, E>(pool: PoolImpl<C, E>, options: PoolTypes.CheckoutOptions | undefined): number =>
   options?.timeout === undefined ? pool.timeoutMillis : Duration.toMillis(Duration.decode(options.timeout))
