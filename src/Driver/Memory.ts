@@ -11,11 +11,11 @@
  */
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
-import type * as Effect from "effect/Effect"
+import * as Effect from "effect/Effect"
 import type * as FastCheck from "effect/FastCheck"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
-import type { Driver } from "../Driver.js"
+import type { Driver, Row } from "../Driver.js"
 import * as internal from "../internal/memory.js"
 
 /**
@@ -39,6 +39,23 @@ export interface MemoryConnection {
   readonly settings: ReadonlyMap<string, string>
   /** Statements run on this connection, in order. */
   readonly statements: ReadonlyArray<string>
+  /** The same statements with the parameters they were given (`[]` when none), in order. */
+  readonly log: ReadonlyArray<Statement>
+}
+
+/**
+ * One statement as the simulated database received it: its text, its parameters, and the connection's id.
+ *
+ * Placeholders are PostgreSQL's `$1`, `$2`, … (a number may repeat) or SQLite's `?`; a statement that names more
+ * parameters than it was given, or leaves some unused, fails with `QueryFailed` as the real server would.
+ *
+ * @since 0.5.0
+ * @category models
+ */
+export interface Statement {
+  readonly sql: string
+  readonly params: ReadonlyArray<unknown>
+  readonly connection: number
 }
 
 /**
@@ -115,6 +132,8 @@ export interface MemoryDatabase {
   readonly connections: Effect.Effect<ReadonlyArray<MemoryConnection>>
   /** Statements committed (or run outside a transaction), in commit order, across all connections. */
   readonly committed: Effect.Effect<ReadonlyArray<string>>
+  /** The same, with the parameters each statement was given: what a test asserts instead of inlining values. */
+  readonly committedStatements: Effect.Effect<ReadonlyArray<Statement>>
   /** The next `n` connect attempts fail with `ConnectFailed`. */
   readonly failNextConnects: (n: number) => Effect.Effect<void>
   /** The next `n` connect attempts hang until interrupted. */
@@ -158,6 +177,13 @@ export interface MemoryDatabase {
 export interface MemoryOptions {
   readonly connectLatency?: Duration.DurationInput | undefined
   readonly queryLatency?: Duration.DurationInput | undefined
+  /**
+   * Answers statements with rows, for services whose queries read: called for every statement other than `BEGIN`,
+   * `COMMIT`, `ROLLBACK`, `SET` and `SHOW`, with its text and parameters; the rows it returns are the statement's
+   * result. `undefined` falls back to the built-in behaviour (`SELECT 1` gives one row, anything else none). A
+   * statement answered here is still recorded (and committed with its transaction).
+   */
+  readonly respond?: ((statement: Statement) => ReadonlyArray<Row> | undefined) | undefined
 }
 
 /**
@@ -192,12 +218,48 @@ export const make: (options?: MemoryOptions) => Effect.Effect<MemoryDatabase> = 
 export class Memory extends Context.Tag("effect-reservoir/Driver/Memory")<Memory, MemoryDatabase>() {}
 
 /**
- * A layer of a fresh simulated database.
+ * The simulated database's driver as a service, so a PoolLayer can name it as it names `Pg.PgDriver`:
+ * `Pool.layer(Db, { driver: Memory.MemoryDriver })`.
+ *
+ * @since 0.5.0
+ * @category models
+ */
+export class MemoryDriver extends Context.Tag("effect-reservoir/Driver/Memory/MemoryDriver")<
+  MemoryDriver,
+  Driver<MemoryConnection, MemoryError>
+>() {}
+
+/**
+ * A layer of a fresh simulated database: the database as `Memory` (to inject faults and read what was committed)
+ * and its driver as `MemoryDriver`.
+ *
+ * @example
+ * ```ts
+ * import { Context, Effect, Layer } from "effect"
+ * import * as Memory from "effect-reservoir/Driver/Memory"
+ * import * as Pool from "effect-reservoir/Pool"
+ *
+ * class Db extends Context.Tag("app/Db")<Db, Pool.Pool<Memory.MemoryConnection, Memory.MemoryError>>() {}
+ *
+ * const TestDb = Pool.layer(Db, { driver: Memory.MemoryDriver, size: 2 }).pipe(
+ *   Layer.provideMerge(Memory.layer())
+ * )
+ *
+ * const program = Effect.gen(function*() {
+ *   const db = yield* Db
+ *   yield* Pool.query(db, "INSERT INTO orders VALUES ($1, $2)", [1, "tea"])
+ *   return yield* Effect.flatMap(Memory.Memory, (memory) => memory.committedStatements)
+ * })
+ * Effect.runPromise(program.pipe(Effect.provide(TestDb)))
+ * ```
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options?: MemoryOptions): Layer.Layer<Memory> => Layer.effect(Memory, make(options))
+export const layer = (options?: MemoryOptions): Layer.Layer<Memory | MemoryDriver> =>
+  Layer.effectContext(
+    Effect.map(make(options), (db) => Context.make(Memory, db).pipe(Context.add(MemoryDriver, db.driver)))
+  )
 
 /**
  * `FastCheck` arbitraries of faults.

@@ -13,13 +13,40 @@ class Connection implements Memory.MemoryConnection {
   inTransaction = false
   readonly settings = new Map<string, string>()
   readonly statements: Array<string> = []
-  pending: Array<string> = []
+  readonly log: Array<Memory.Statement> = []
+  pending: Array<Memory.Statement> = []
   invalidate: ((cause: unknown) => void) | undefined = undefined
   constructor(readonly id: number, readonly applicationName: string) {}
 }
 
 const disconnected = (id: number) =>
   new MemoryError({ reason: "Disconnected", message: `connection ${id}: server closed the connection unexpectedly` })
+
+/**
+ * Why the statement's placeholders do not match its parameters, or `undefined` when they do: `$n` (numbered, may
+ * repeat, every one of 1..max used) or `?` (one per parameter), not both.
+ */
+const placeholderProblem = (sql: string, params: ReadonlyArray<unknown>): string | undefined => {
+  // placeholders inside quoted strings are text, as on a real server
+  const text = sql.replace(/'(?:[^']|'')*'/g, "''")
+  const numbered = [...text.matchAll(/\$(\d+)/g)].map((m) => Number(m[1]))
+  const positional = (text.match(/\?/g) ?? []).length
+  if (numbered.length > 0 && positional > 0) return "mixes $n and ? placeholders"
+  if (positional > 0) {
+    return positional === params.length
+      ? undefined
+      : `has ${positional} ? placeholder${positional === 1 ? "" : "s"} but was given ${params.length} parameter${
+        params.length === 1 ? "" : "s"
+      }`
+  }
+  const max = numbered.length === 0 ? 0 : Math.max(...numbered)
+  if (max !== params.length) {
+    return `requires ${max} parameter${max === 1 ? "" : "s"} but was given ${params.length}`
+  }
+  const used = new Set(numbered)
+  for (let n = 1; n <= max; n++) if (!used.has(n)) return `does not use $${n}`
+  return undefined
+}
 
 const SET = /^\s*SET\s+(?:SESSION\s+)?([\w.]+)\s*(?:=|TO)\s*'?([^']*)'?\s*$/i
 const SHOW = /^\s*SHOW\s+([\w.]+)\s*$/i
@@ -38,7 +65,8 @@ export const make = (options?: Memory.MemoryOptions): Effect.Effect<Memory.Memor
     const connectGates: Array<Memory.Gate> = []
     const queryGates: Array<Memory.QueryGate> = []
     const open = new Map<number, Connection>()
-    const committed: Array<string> = []
+    const committed: Array<Memory.Statement> = []
+    const respond = options?.respond
     const counters = { connectAttempts: 0, refused: 0, opened: 0, closed: 0, closedTwice: 0, queries: 0 }
 
     const refuse = (message: string) =>
@@ -88,7 +116,11 @@ export const make = (options?: Memory.MemoryOptions): Effect.Effect<Memory.Memor
         )
       })
 
-    const run = (connection: Connection, sql: string): Effect.Effect<ReadonlyArray<Row>, MemoryError> =>
+    const run = (
+      connection: Connection,
+      sql: string,
+      params: ReadonlyArray<unknown>
+    ): Effect.Effect<ReadonlyArray<Row>, MemoryError> =>
       Effect.suspend((): Effect.Effect<ReadonlyArray<Row>, MemoryError> => {
         counters.queries++
         if (!connection.alive) return Effect.fail(disconnected(connection.id))
@@ -101,7 +133,13 @@ export const make = (options?: Memory.MemoryOptions): Effect.Effect<Memory.Memor
           if (gate !== "fail") failQueries--
           return Effect.fail(new MemoryError({ reason: "QueryFailed", message: `statement failed: ${sql}` }))
         }
+        const problem = placeholderProblem(sql, params)
+        if (problem !== undefined) {
+          return Effect.fail(new MemoryError({ reason: "QueryFailed", message: `statement ${problem}: ${sql}` }))
+        }
+        const entry: Memory.Statement = { sql, params, connection: connection.id }
         connection.statements.push(sql)
+        connection.log.push(entry)
         const statement = sql.trim().toUpperCase()
         if (statement === "BEGIN" || statement === "START TRANSACTION") {
           connection.inTransaction = true
@@ -119,7 +157,6 @@ export const make = (options?: Memory.MemoryOptions): Effect.Effect<Memory.Memor
           connection.pending = []
           return Effect.succeed([])
         }
-        if (/^SELECT\s+1\s*;?$/.test(statement)) return Effect.succeed([{ "?column?": 1 }])
         const set = SET.exec(sql)
         if (set !== null) {
           connection.settings.set(set[1]!.toLowerCase(), set[2]!)
@@ -130,14 +167,18 @@ export const make = (options?: Memory.MemoryOptions): Effect.Effect<Memory.Memor
           const name = show[1]!.toLowerCase()
           return Effect.succeed([{ [name]: connection.settings.get(name) ?? "" }])
         }
-        if (connection.inTransaction) connection.pending.push(sql)
-        else committed.push(sql)
-        return Effect.succeed([])
+        const answered = respond === undefined ? undefined : respond(entry)
+        const rows = answered ?? (/^SELECT\s+1\s*;?$/.test(statement) ? [{ "?column?": 1 }] : [])
+        if (answered === undefined && rows.length > 0) return Effect.succeed(rows)
+        if (connection.inTransaction) connection.pending.push(entry)
+        else committed.push(entry)
+        return Effect.succeed(rows)
       })
 
-    const query = (connection: Memory.MemoryConnection, sql: string) => {
+    const query = (connection: Memory.MemoryConnection, sql: string, params?: ReadonlyArray<unknown>) => {
       const c = connection as Connection
-      return queryLatency > 0 ? Effect.zipRight(Effect.sleep(queryLatency), run(c, sql)) : run(c, sql)
+      const bound = params ?? []
+      return queryLatency > 0 ? Effect.zipRight(Effect.sleep(queryLatency), run(c, sql, bound)) : run(c, sql, bound)
     }
 
     const kill = (connection: Connection, notify: boolean) => {
@@ -160,7 +201,8 @@ export const make = (options?: Memory.MemoryOptions): Effect.Effect<Memory.Memor
         return { ...counters, open: open.size, inTransaction }
       }),
       connections: Effect.sync(() => Array.from(open.values())),
-      committed: Effect.sync(() => committed.slice()),
+      committed: Effect.sync(() => committed.map((statement) => statement.sql)),
+      committedStatements: Effect.sync(() => committed.slice()),
       failNextConnects: (n) =>
         Effect.sync(() => connectGates.push(...Array.from({ length: n }, () => "fail" as const))),
       hangNextConnects: (n) =>
