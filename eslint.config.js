@@ -2,7 +2,7 @@ import effectPlugin from "@effect/eslint-plugin"
 import tseslint from "typescript-eslint"
 
 export default tseslint.config(
-  { ignores: ["dist/**", "node_modules/**", "bench/results/**", "**/*.d.ts"] },
+  { ignores: ["dist/**", "node_modules/**", "bench/results/**", "api/**", "**/*.d.ts"] },
   {
     files: ["**/*.ts"],
     extends: [tseslint.configs.base],

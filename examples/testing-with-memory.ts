@@ -115,7 +115,7 @@ export const program = Effect.gen(function*() {
   yield* db.setConnectFailureRate(0)
 
   return { results, committed: yield* db.committed, server: yield* db.stats, pool: (yield* Pool.stats(pool)).closedBy }
-}).pipe(Effect.scoped, Effect.provide(TestContext.TestContext))
+}).pipe(Effect.scoped, Effect.withRandom(Random.make("testing-with-memory")), Effect.provide(TestContext.TestContext))
 
 /**
  * The body of a property test: whatever faults the plan injects, every success the service reports is committed

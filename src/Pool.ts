@@ -227,7 +227,8 @@ export const make: {
  * const DbLive = Pool.layer(Db, { driver: Pg.PgDriver, size: 10 }).pipe(Layer.provide(Pg.layerConfig()))
  *
  * const program = Effect.flatMap(Db, (db) => Pool.query(db, "SELECT 1 AS one"))
- * Effect.runPromise(program.pipe(Effect.provide(DbLive)))
+ * // run it with DATABASE_URL set: Effect.runPromise(main)
+ * export const main = program.pipe(Effect.provide(DbLive))
  * ```
  *
  * @since 0.1.0

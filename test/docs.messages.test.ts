@@ -24,12 +24,6 @@ const all = pages().flatMap(blocks)
 
 const outputs = all.filter((block) => block.marker?.kind === "output")
 
-/**
- * Examples whose output is not yet the same on every run: their blocks are skipped (and reported as skipped) until
- * the example is made deterministic.
- */
-const unstable = new Set<string>(["examples/testing-with-memory.ts"])
-
 /** Runs an example as a reader would (`npx tsx examples/x.ts`), two at a time. */
 const runs = new Map<string, Promise<string>>()
 let running = 0
@@ -65,11 +59,11 @@ describe("docs: output blocks", () => {
   })
 
   // start every run now; each test then waits for its own
-  for (const block of outputs) if (!unstable.has(block.marker!.file)) void run(block.marker!.file).catch(() => {})
+  for (const block of outputs) void run(block.marker!.file).catch(() => {})
 
   for (const block of outputs) {
     const file = block.marker!.file
-    it.skipIf(unstable.has(file))(`${block.page}:${block.line} is what ${file} prints`, async () => {
+    it(`${block.page}:${block.line} is what ${file} prints`, async () => {
       assert.strictEqual(block.tag, "text", `${block.page}:${block.line}: fence an output block as text`)
       assert.isTrue(fs.existsSync(path.join(root, file)), `${block.page}:${block.line}: ${file} does not exist`)
       const stdout = await run(file)

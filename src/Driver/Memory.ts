@@ -266,16 +266,16 @@ export const layer = (options?: MemoryOptions): Layer.Layer<Memory | MemoryDrive
  *
  * @example
  * ```ts
- * import { it } from "@effect/vitest"
  * import * as Memory from "effect-reservoir/Driver/Memory"
- * import { Effect } from "effect"
+ * import { Effect, FastCheck } from "effect"
  *
- * it.effect.prop("my service survives connect faults", [Memory.arbitraries.faultPlan()], ([plan]) =>
- *   Effect.gen(function*() {
+ * // in a test: it.effect.prop("...", [Memory.arbitraries.faultPlan()], ([plan]) => ...) with @effect/vitest
+ * export const survivesFaults = FastCheck.asyncProperty(Memory.arbitraries.faultPlan(), (plan) =>
+ *   Effect.runPromise(Effect.gen(function*() {
  *     const db = yield* Memory.make()
  *     yield* db.applyPlan(plan)
  *     // ... run the service against a pool of db.driver and check what it promises
- *   }))
+ *   })))
  * ```
  *
  * @since 0.1.0
