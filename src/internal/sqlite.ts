@@ -114,8 +114,11 @@ class Connection implements Sqlite.SqliteConnection {
   acquire(operation: Operation): Effect.Effect<void, SqliteError> {
     const lock = this.writeLock
     if (lock === undefined || this.holding) return Effect.void
-    return Effect.uninterruptibleMask((restore) =>
-      restore(lock.take(1)).pipe(
+    // The wait is interruptible even inside an uninterruptible region (a transaction's `BEGIN` runs in one), so the
+    // busy timeout can end it; taking the permit and marking it held happen together, so a permit is never taken
+    // without `holding` (which would leave the file locked for good).
+    return Effect.uninterruptible(
+      Effect.interruptible(lock.take(1)).pipe(
         Effect.timeoutFail({
           duration: this.lockTimeout,
           onTimeout: () =>

@@ -2,6 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import Database from "better-sqlite3"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
 import * as fs from "node:fs/promises"
@@ -149,6 +150,35 @@ describe("Sqlite driver", () => {
         { k: "held" }
       ])
     }))
+
+  it.live("a transaction's BEGIN that waits past the busy timeout fails with Busy and leaves the lock free", () =>
+    Effect.gen(function*() {
+      // the BEGIN of Pool.transaction runs uninterruptibly: the lock wait must still end at the busy timeout, and
+      // a permit the wait got must not be left taken (the writers after it then waited for good)
+      const { filename, outside } = yield* database
+      const driver = Sqlite.driver({ filename, busyTimeout: "200 millis" })
+      const pool = yield* Pool.make({ driver, name: uniqueName("sqlite-busy-begin"), size: 3, maxOverflow: 0 })
+      const write = (key: string) => (c: Sqlite.SqliteConnection) =>
+        driver.query(c, "INSERT INTO kv (k) VALUES (?)", [key])
+      const holder = yield* Effect.fork(
+        Pool.transaction(pool, (c) => Effect.zipRight(write("held")(c), Effect.sleep("800 millis")))
+      )
+      yield* Effect.sleep("50 millis")
+      const started = Date.now()
+      const error = yield* Effect.flip(Pool.transaction(pool, write("waited")))
+      const waited = Date.now() - started
+      assert.strictEqual(error._tag, "SqliteError")
+      assert.strictEqual((error as Sqlite.SqliteError).reason, "Busy")
+      assert.isBelow(waited, 700, "the wait ended at the busy timeout, not when the holder committed")
+      yield* Fiber.join(holder)
+      yield* Pool.transaction(pool, write("after")).pipe(
+        Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => new Error("the lock was left taken") })
+      )
+      assert.deepStrictEqual(yield* outside((db) => db.prepare("SELECT k FROM kv ORDER BY k").all()), [
+        { k: "after" },
+        { k: "held" }
+      ])
+    }).pipe(Effect.scoped))
 
   it.scoped("fails the layer at build when the database cannot be opened", () =>
     Effect.gen(function*() {
