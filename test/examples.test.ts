@@ -25,6 +25,7 @@ import * as sessionPool from "../examples/session-pool.js"
 import * as shutdown from "../examples/shutdown.js"
 import * as sql from "../examples/sql.js"
 import * as statefulPolicy from "../examples/stateful-policy.js"
+import * as testingParams from "../examples/testing-params.js"
 import * as testingWithMemory from "../examples/testing-with-memory.js"
 import * as timeouts from "../examples/timeouts.js"
 import * as Memory from "../src/Driver/Memory.js"
@@ -274,6 +275,20 @@ describe("examples", () => {
         "INFO close (rejected) #1",
         "INFO connect #2"
       ])
+    }))
+
+  it.effect("testing-params: statements are asserted with their parameters; a placeholder mismatch fails", () =>
+    Effect.gen(function*() {
+      const result = yield* testingParams.program
+      assert.deepStrictEqual(result, {
+        committed: [
+          "SELECT balance FROM accounts WHERE id = $1 [1]",
+          "UPDATE accounts SET balance = balance - $1 WHERE id = $2 [30,1]",
+          "UPDATE accounts SET balance = balance + $1 WHERE id = $2 [30,2]"
+        ],
+        refused: "insufficient funds",
+        mismatch: "statement requires 2 parameters but was given 1: SELECT $1, $2"
+      })
     }))
 
   it.effect("testing-with-memory: every fault reaches the service as documented", () =>
