@@ -1,42 +1,17 @@
-/**
- * The quickstart: a pool over the simulated Memory database, 20 concurrent borrowers on 3 + 2 connections, then the
- * pool's status. Run it with `npm start`.
- */
-import { Console, Effect } from "effect"
-import * as Memory from "../src/Driver/Memory.js"
+import { Console, Context, Effect, Layer } from "effect"
+import * as Pg from "../src/Driver/Pg.js"
 import * as Pool from "../src/Pool.js"
 
-const program = Effect.gen(function*() {
-  const db = yield* Memory.make({ connectLatency: "20 millis", queryLatency: "5 millis" })
-  const pool = yield* Pool.make({
-    driver: db.driver,
-    name: "quickstart",
-    size: 3,
-    maxOverflow: 2,
-    timeout: "2 seconds"
-    // no policies listed: the defaults, recycle after 30 minutes, pre-ping, rollback on return
-  })
+// the pool is a service of your program, under your own Tag
+export class Db extends Context.Tag("app/Db")<Db, Pool.Pool<Pg.PgConnection, Pg.PgError>>() {}
 
-  const results = yield* Effect.forEach(
-    Array.from({ length: 20 }, (_, i) => i),
-    (i) =>
-      Pool.transaction(
-        pool,
-        (connection) => Effect.as(db.driver.query(connection, `INSERT INTO work VALUES (${i})`), connection.id)
-      ),
-    { concurrency: "unbounded" }
-  )
-  const used = new Set(results)
-  yield* Console.log(`20 transactions ran on ${used.size} connections: ${[...used].sort().join(", ")}`)
-  yield* Console.log(yield* Pool.status(pool))
-  const stats = yield* Pool.stats(pool)
-  yield* Console.log(`opened ${stats.opened}, closed ${stats.closed}, checkouts ${stats.checkouts}`)
-  const server = yield* db.stats
-  yield* Console.log(`server: ${server.open} open sessions, ${server.inTransaction} idle in transaction`)
-  yield* Console.log(`committed ${(yield* db.committed).length} statements`)
+// the PoolLayer: up to 10 connections over the Pg driver, which reads DATABASE_URL
+export const DbLive = Pool.layer(Db, { driver: Pg.PgDriver, size: 10 }).pipe(Layer.provide(Pg.layerConfig()))
+
+export const program = Effect.gen(function*() {
+  const db = yield* Db
+  const rows = yield* Pool.transaction(db, (c) => db.driver.query(c, "SELECT $1::int + 1 AS answer", [41]))
+  yield* Console.log(rows, yield* Pool.status(db))
 })
 
-Effect.runPromise(Effect.scoped(program)).catch((error) => {
-  console.error(error)
-  process.exit(1)
-})
+if (import.meta.url === `file://${process.argv[1]}`) Effect.runPromise(Effect.provide(program, DbLive))

@@ -257,7 +257,7 @@ describe("docs: quoted messages", () => {
       for (const line of lines) checked.add(line)
     }))
 
-  it.effect("pool.md, pool-kinds.md and README.md: the status line", () =>
+  it.effect("pool.md and pool-kinds.md: the status line", () =>
     Effect.gen(function*() {
       const status = (size: number, maxOverflow: number) =>
         Effect.gen(function*() {
@@ -279,8 +279,7 @@ describe("docs: quoted messages", () => {
         return status
       }).pipe(Effect.scoped)
       quotes("docs/pool-kinds.md", nullStatus)
-      // the README's example, as it is written there
-      quotes("README.md", `// "${yield* status(5, 10)}"`, { inline: false })
+      // the README's example prints on PostgreSQL: test/getting-started.pg.test.ts checks its output block
     }))
 
   it.effect("events.md: what echo logs", () =>
