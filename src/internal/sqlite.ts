@@ -1,5 +1,6 @@
 import Database from "better-sqlite3"
 import * as Chunk from "effect/Chunk"
+import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
@@ -16,6 +17,7 @@ import type { Driver } from "../Driver.js"
 import type * as Sqlite from "../Driver/Sqlite.js"
 import { SqliteDriver, SqliteError } from "../Driver/Sqlite.js"
 import * as driverInternal from "./driver.js"
+import { Lock } from "./lock.js"
 import * as checks from "./policies/check.js"
 import { decode } from "./policies/upkeep.js"
 
@@ -70,14 +72,14 @@ const STATEMENT_CACHE = 64
  * one in-process lock first (an Effect semaphore: waiting on it lets the holder finish), held from the first write
  * (or `BEGIN`) until the connection is out of its transaction. SQLite's busy timeout is then left to other processes.
  */
-const writeLocks = new Map<string, Effect.Semaphore>()
+const writeLocks = new Map<string, Lock>()
 
-const writeLockOf = (filename: string): Effect.Semaphore | undefined => {
+const writeLockOf = (filename: string): Lock | undefined => {
   if (filename === "" || filename === ":memory:") return undefined
   const key = path.resolve(filename)
   let lock = writeLocks.get(key)
   if (lock === undefined) {
-    lock = Effect.unsafeMakeSemaphore(1)
+    lock = new Lock(1)
     writeLocks.set(key, lock)
   }
   return lock
@@ -93,7 +95,7 @@ class Connection implements Sqlite.SqliteConnection {
   constructor(
     readonly database: Database.Database,
     readonly filename: string,
-    readonly writeLock: Effect.Semaphore | undefined,
+    readonly writeLock: Lock | undefined,
     readonly lockTimeout: Duration.Duration
   ) {}
 
@@ -114,34 +116,41 @@ class Connection implements Sqlite.SqliteConnection {
   acquire(operation: Operation): Effect.Effect<void, SqliteError> {
     const lock = this.writeLock
     if (lock === undefined || this.holding) return Effect.void
-    // The wait is interruptible even inside an uninterruptible region (a transaction's `BEGIN` runs in one), so the
-    // busy timeout can end it; taking the permit and marking it held happen together, so a permit is never taken
-    // without `holding` (which would leave the file locked for good).
-    return Effect.uninterruptible(
-      Effect.interruptible(lock.take(1)).pipe(
-        Effect.timeoutFail({
-          duration: this.lockTimeout,
-          onTimeout: () =>
-            new SqliteError({
-              reason: "Busy",
-              operation,
-              code: "SQLITE_BUSY",
-              detail: `another connection of this process kept ${this.filename} locked for more than ` +
-                Duration.format(this.lockTimeout)
-            })
-        }),
-        Effect.tap(() => {
+    const busy = () =>
+      new SqliteError({
+        reason: "Busy",
+        operation,
+        code: "SQLITE_BUSY",
+        detail: `another connection of this process kept ${this.filename} locked for more than ` +
+          Duration.format(this.lockTimeout)
+      })
+    // Taking the lock and marking it held are one uninterruptible step, so a permit is never taken without
+    // `holding` (which would leave the file locked for good). The wait is interruptible even inside an
+    // uninterruptible region (a transaction's `BEGIN` runs in one), so the busy timeout can end it.
+    return Effect.uninterruptible(Effect.flatMap(Clock.currentTimeMillis, (start) => {
+      const deadline = start + Duration.toMillis(this.lockTimeout)
+      const attempt: Effect.Effect<void, SqliteError> = Effect.suspend(() => {
+        if (lock.tryTake()) {
           this.holding = true
-        })
-      )
-    )
+          return Effect.void
+        }
+        return Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          now >= deadline ? Effect.fail(busy()) : Effect.zipRight(
+            Effect.interruptible(lock.awaitFree).pipe(
+              Effect.timeoutFail({ duration: deadline - now, onTimeout: busy })
+            ),
+            attempt
+          ))
+      })
+      return attempt
+    }))
   }
 
   /** Gives the write lock back once the connection is out of its transaction (or closed). */
   readonly releaseIfDone: Effect.Effect<void> = Effect.suspend(() => {
     if (!this.holding || (this.database.open && this.database.inTransaction)) return Effect.void
     this.holding = false
-    return Effect.asVoid(this.writeLock!.release(1))
+    return this.writeLock!.release
   })
 }
 

@@ -1,6 +1,7 @@
 import * as Effect from "effect/Effect"
 import type { ConnectionRecord } from "../../ConnectionRecord.js"
 import type * as Policy from "../../Policy.js"
+import { Lock } from "../lock.js"
 import { stateful } from "./make.js"
 
 /**
@@ -16,10 +17,11 @@ export const firstConnect = <C, E>(
   setup: (connection: C, record: ConnectionRecord) => Effect.Effect<void, E>
 ): Policy.Policy<C, E> =>
   stateful<C, E>("firstConnect", () =>
-    Effect.map(Effect.makeSemaphore(1), (turn) => {
+    Effect.sync(() => {
+      const turn = new Lock(1)
       let done = false
       const once = (context: Policy.HookContext<C, E>): Effect.Effect<void, E> =>
-        turn.withPermits(1)(Effect.suspend(() =>
+        turn.withPermit(Effect.suspend(() =>
           done ? Effect.void : Effect.tap(setup(context.connection, context.record), () => {
             done = true
           })

@@ -4,6 +4,7 @@ import type * as Schedule from "effect/Schedule"
 import type { ConnectionRecord } from "../../ConnectionRecord.js"
 import type * as Policy from "../../Policy.js"
 import { ConnectionRejected } from "../../PoolError.js"
+import { Lock } from "../lock.js"
 import * as check from "./check.js"
 import { stateful } from "./make.js"
 import { decode, millis, toSchedule } from "./upkeep.js"
@@ -72,7 +73,8 @@ export const keepalive = <C = never, E = never>(
     )
 
   return stateful<C, E, Policy.KeepaliveCommands>("keepalive", (pool) =>
-    Effect.map(Effect.makeSemaphore(1), (turn) => {
+    Effect.sync(() => {
+      const turn = new Lock(1)
       const visit = (context: Policy.HookContext<C, E>): Effect.Effect<void, ConnectionRejected> =>
         Effect.flatMap(pool.stats, (stats) =>
           // someone waits: the connection goes back at once, to them, unpinged
@@ -81,7 +83,7 @@ export const keepalive = <C = never, E = never>(
         Effect.zip(pool.now, pool.idle),
         ([now, records]) => Effect.succeed(records.some((record) => isDue(record, now)))
       )
-      const pass = turn.withPermits(1)(
+      const pass = turn.withPermit(
         Effect.zipRight(
           Effect.whenEffect(pool.forEachIdle(visit), anyDue),
           pool.refill
