@@ -64,7 +64,7 @@ export const make = (pool: string, labels: Readonly<Record<string, string>> = {}
     return Metric.fromMetricKey(key)
   }
   const counter = (name: string, description: string) =>
-    Metric.fromMetricKey(tag(MetricKey.counter(name, { description })))
+    Metric.fromMetricKey(tag(MetricKey.counter(name, { description, incremental: true })))
   const histogram = (name: string, description: string) =>
     Metric.fromMetricKey(tag(MetricKey.histogram(name, boundaries, description)))
 
@@ -105,7 +105,7 @@ export const make = (pool: string, labels: Readonly<Record<string, string>> = {}
       if (c === undefined) {
         c = Metric.fromMetricKey(
           MetricKey.tagged(
-            tag(MetricKey.counter(names.closes, { description: "Connections closed, by reason" })),
+            tag(MetricKey.counter(names.closes, { description: "Connections closed, by reason", incremental: true })),
             "reason",
             reason
           )

@@ -48,11 +48,11 @@ describe("metrics export to Prometheus", () => {
         const expected of [
           "db_client_connection_count{db_client_connection_pool_name=\"orders\",db_client_connection_state=\"idle\"",
           "db_client_connection_count{db_client_connection_pool_name=\"orders\",db_client_connection_state=\"used\"",
-          "db_client_connection_closes{db_client_connection_pool_name=\"orders\",reason=\"overflow\"",
+          "db_client_connection_closes_total{db_client_connection_pool_name=\"orders\",reason=\"overflow\"",
           "db_client_connection_max{db_client_connection_pool_name=\"orders\"",
           "db_client_connection_wait_time_bucket{db_client_connection_pool_name=\"orders\"",
-          "db_client_connection_timeouts{db_client_connection_pool_name=\"orders\",otel_scope_name=\"@effect/opentelemetry/Metrics\"} 1",
-          "db_client_connection_connect_failures{db_client_connection_pool_name=\"orders\",otel_scope_name=\"@effect/opentelemetry/Metrics\"} 1",
+          "db_client_connection_timeouts_total{db_client_connection_pool_name=\"orders\",otel_scope_name=\"@effect/opentelemetry/Metrics\"} 1",
+          "db_client_connection_connect_failures_total{db_client_connection_pool_name=\"orders\",otel_scope_name=\"@effect/opentelemetry/Metrics\"} 1",
           "db_client_connection_max{db_client_connection_pool_name=\"orders\",otel_scope_name=\"@effect/opentelemetry/Metrics\"} 3"
         ]
       ) assert.include(text, expected)
