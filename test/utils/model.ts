@@ -307,9 +307,7 @@ export const scenario: fc.Arbitrary<Scenario> = fc.record({
   policies,
   observe: fc.boolean(),
   rejector: fc.option(fc.array(rarely, { minLength: 1, maxLength: 3 }), { nil: undefined })
-}).filter((s) =>
-  s.size + s.maxOverflow >= 1 && s.min <= s.size
-)
+}).filter((s) => s.size + s.maxOverflow >= 1 && s.min <= s.size)
 
 // ---------------------------------------------------------------------------------------------------------------
 // the run
