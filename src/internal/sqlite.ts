@@ -69,7 +69,7 @@ const STATEMENT_CACHE = 64
 /**
  * better-sqlite3 waits for a lock by blocking the JavaScript thread, so two connections of this process can never
  * wait for each other: the holder cannot run while the waiter sleeps. Writers of the same file therefore queue on
- * one in-process lock first (an Effect semaphore: waiting on it lets the holder finish), held from the first write
+ * one in-process lock first (`Lock`, ./lock.ts: waiting on it lets the holder finish), held from the first write
  * (or `BEGIN`) until the connection is out of its transaction. SQLite's busy timeout is then left to other processes.
  */
 const writeLocks = new Map<string, Lock>()
@@ -124,26 +124,22 @@ class Connection implements Sqlite.SqliteConnection {
         detail: `another connection of this process kept ${this.filename} locked for more than ` +
           Duration.format(this.lockTimeout)
       })
-    // Taking the lock and marking it held are one uninterruptible step, so a permit is never taken without
-    // `holding` (which would leave the file locked for good). The wait is interruptible even inside an
-    // uninterruptible region (a transaction's `BEGIN` runs in one), so the busy timeout can end it.
-    return Effect.uninterruptible(Effect.flatMap(Clock.currentTimeMillis, (start) => {
+    // Taking the lock and marking it held are one step, so a permit is never taken without `holding` (which would
+    // leave the file locked for good). The wait is interruptible even inside an uninterruptible region (a
+    // transaction's `BEGIN` runs in one), so the busy timeout can end it.
+    return Effect.flatMap(Clock.currentTimeMillis, (start) => {
       const deadline = start + Duration.toMillis(this.lockTimeout)
-      const attempt: Effect.Effect<void, SqliteError> = Effect.suspend(() => {
-        if (lock.tryTake()) {
+      return lock.take(
+        () => {
           this.holding = true
-          return Effect.void
-        }
-        return Effect.flatMap(Clock.currentTimeMillis, (now) =>
-          now >= deadline ? Effect.fail(busy()) : Effect.zipRight(
-            Effect.interruptible(lock.awaitFree).pipe(
-              Effect.timeoutFail({ duration: deadline - now, onTimeout: busy })
-            ),
-            attempt
-          ))
-      })
-      return attempt
-    }))
+        },
+        (wait) =>
+          Effect.flatMap(Clock.currentTimeMillis, (now) =>
+            now >= deadline ?
+              Effect.fail(busy()) :
+              Effect.timeoutFail(wait, { duration: deadline - now, onTimeout: busy }))
+      )
+    })
   }
 
   /** Gives the write lock back once the connection is out of its transaction (or closed). */

@@ -13,41 +13,46 @@ interface Permits {
 }
 
 /**
- * For each budget and each delay: a holder keeps the permit while a waiter queues; the waiter is interrupted after
- * `delay` yields, as the holder lets go. Then the permit must be takeable. Returns the (budget, delay) pairs where it
- * was not (the lock was left taken by nobody).
+ * For each budget and each delay: a holder keeps the permit while two waiters queue; the first is interrupted
+ * `delay` yields after the holder lets go, and the second is either joined (it must get its turn: no wake-up was
+ * lost with the first) or interrupted too. Then a new taker must get the permit (none was left taken by nobody).
+ * Returns the (budget, delay, second) cases where either failed.
  */
 const sweep = (make: () => Permits) =>
   Effect.gen(function*() {
     const leaked: Array<string> = []
     for (let budget = 10; budget <= 40; budget += 3) {
       for (let delay = 0; delay <= 12; delay++) {
-        const lock = make()
-        const ok = yield* Effect.gen(function*() {
-          const release = yield* Effect.makeLatch(false)
-          const holder = yield* Effect.fork(lock.withPermit(release.await))
-          yield* Effect.repeatN(Effect.yieldNow(), 3)
-          const waiter = yield* Effect.fork(lock.withPermit(Effect.never))
-          const uncontended = yield* Effect.fork(lock.withPermit(Effect.void))
-          yield* Effect.repeatN(Effect.yieldNow(), 3)
-          yield* release.open
-          yield* Effect.repeatN(Effect.yieldNow(), delay)
-          yield* Fiber.interrupt(waiter)
-          yield* Fiber.join(holder)
-          yield* Fiber.interrupt(uncontended)
-          // every permit is back: a new taker gets it at once
-          return yield* lock.withPermit(Effect.succeed(true)).pipe(
-            Effect.timeoutTo({ duration: "1 second", onSuccess: () => true, onTimeout: () => false })
-          )
-        }).pipe(Effect.withMaxOpsBeforeYield(budget))
-        if (!ok) leaked.push(`${budget}/${delay}`)
+        for (const second of ["joined", "interrupted"] as const) {
+          const lock = make()
+          const ok = yield* Effect.gen(function*() {
+            const release = yield* Effect.makeLatch(false)
+            const holder = yield* Effect.fork(lock.withPermit(release.await))
+            yield* Effect.repeatN(Effect.yieldNow(), 3)
+            const waiter = yield* Effect.fork(lock.withPermit(Effect.never))
+            const next = yield* Effect.fork(lock.withPermit(Effect.void))
+            yield* Effect.repeatN(Effect.yieldNow(), 3)
+            yield* release.open
+            yield* Effect.repeatN(Effect.yieldNow(), delay)
+            yield* Fiber.interrupt(waiter)
+            yield* Fiber.join(holder)
+            const within = Effect.timeoutTo({ duration: "1 second", onSuccess: () => true, onTimeout: () => false })
+            // the waiter queued behind the interrupted one gets its turn: no wake-up was lost with it
+            const served = second === "joined" ? yield* within(Fiber.join(next)) : true
+            yield* Fiber.interrupt(next)
+            // and every permit is back: a new taker gets it at once
+            const free = yield* within(lock.withPermit(Effect.void))
+            return served && free
+          }).pipe(Effect.withMaxOpsBeforeYield(budget))
+          if (!ok) leaked.push(`${budget}/${delay}/${second}`)
+        }
       }
     }
     return leaked
   })
 
 describe("Lock", () => {
-  it.live("an interrupted taker never keeps the permit, at any step", () =>
+  it.live("an interrupted taker never keeps the permit nor the next one's turn, at any step", () =>
     Effect.gen(function*() {
       assert.deepStrictEqual(yield* sweep(() => new Lock(1)), [])
     }))
@@ -60,6 +65,26 @@ describe("Lock", () => {
       })
       // when this fails, Effect has fixed its Semaphore: src/internal/lock.ts can give way to it
       assert.isAbove(leaked.length, 0, "Effect's Semaphore no longer leaks in this sweep")
+    }))
+
+  it.live("take: a wait that times out passes its turn on; the permit is marked held in the step that takes it", () =>
+    Effect.gen(function*() {
+      const lock = new Lock(1)
+      let held = 0
+      const take = (timeout: number) =>
+        lock.take(() => {
+          held++
+        }, (wait) => Effect.timeoutFail(wait, { duration: timeout, onTimeout: () => "timed out" as const }))
+      yield* take(1000)
+      const impatient = yield* Effect.fork(Effect.flip(take(50)))
+      const patient = yield* Effect.fork(take(5000))
+      assert.strictEqual(yield* Fiber.join(impatient), "timed out")
+      yield* lock.release
+      yield* Fiber.join(patient)
+      assert.strictEqual(held, 2)
+      assert.isFalse(lock.tryTake(), "the patient taker holds it")
+      yield* lock.release
+      assert.isTrue(lock.tryTake())
     }))
 
   it.effect("serves one holder at a time and wakes the next on release", () =>

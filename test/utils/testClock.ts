@@ -30,6 +30,9 @@ const TestClockImpl = (TestClock as unknown as {
     suspendedWarningDone(): Effect.Effect<void>
   }
 }).TestClockImpl
+if (typeof TestClockImpl !== "function") {
+  throw new Error("effect/TestClock no longer exports TestClockImpl: test/utils/testClock.ts needs another way")
+}
 
 class QuietTestClock extends TestClockImpl {
   override warningStart(): Effect.Effect<void> {
