@@ -9,7 +9,7 @@
  * with the invariants checked after every command and at the end (see `utils/model.ts`).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, FastCheck as fc, Scope } from "effect"
+import { Effect, Exit, FastCheck as fc, Random, Scope } from "effect"
 import * as Memory from "../src/Driver/Memory.js"
 import * as Pool from "../src/Pool.js"
 import type { PoolEvent } from "../src/PoolEvent.js"
@@ -52,10 +52,12 @@ describe("Pool properties", () => {
 
   // found by the property above on the old core, shrunk: one scenario per defect (utils/counterexamples.ts)
   describe("counterexamples", () => {
-    for (const { name, open, scenario } of counterexamples) {
+    for (const { name, open, randomSeed, scenario } of counterexamples) {
+      const body = () =>
+        randomSeed === undefined ? run(scenario) : Effect.withRandom(run(scenario), Random.make(randomSeed))
       // a defect still open fails its scenario: expected to, until the fix makes this test fail and drops `open`
-      if (open === undefined) it.effect(name, () => run(scenario))
-      else it.effect.fails(`${name} (open: ${open})`, () => run(scenario))
+      if (open === undefined) it.effect(name, body)
+      else it.effect.fails(`${name} (open: ${open})`, body)
     }
   })
 
