@@ -63,8 +63,10 @@ export const make = (pool: string, labels: Readonly<Record<string, string>> = {}
     if (state !== undefined) key = MetricKey.tagged(key, "db.client.connection.state", state) as typeof key
     return Metric.fromMetricKey(key)
   }
-  const counter = (name: string, description: string) =>
-    Metric.fromMetricKey(tag(MetricKey.counter(name, { description, incremental: true })))
+  // monotonic, so exporters see counters (Prometheus: `*_total`), not gauges
+  const counterKey = (name: string, description: string) =>
+    tag(MetricKey.counter(name, { description, incremental: true }))
+  const counter = (name: string, description: string) => Metric.fromMetricKey(counterKey(name, description))
   const histogram = (name: string, description: string) =>
     Metric.fromMetricKey(tag(MetricKey.histogram(name, boundaries, description)))
 
@@ -104,11 +106,7 @@ export const make = (pool: string, labels: Readonly<Record<string, string>> = {}
       let c = closeCounters.get(reason)
       if (c === undefined) {
         c = Metric.fromMetricKey(
-          MetricKey.tagged(
-            tag(MetricKey.counter(names.closes, { description: "Connections closed, by reason", incremental: true })),
-            "reason",
-            reason
-          )
+          MetricKey.tagged(counterKey(names.closes, "Connections closed, by reason"), "reason", reason)
         )
         closeCounters.set(reason, c)
       }
